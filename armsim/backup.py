@@ -1,0 +1,439 @@
+"""Microsoft.RecoveryServices backup: vaults, protected items, triggers, operations, jobs — and why a backup fails.
+
+The causal model (`BackupModel.verdict`) walks the chain a real VM backup depends on and fails
+with the error Azure reports for the FIRST broken link (playbook E1–E5):
+
+1. VM stopped through the platform -> succeeds (crash-consistent).
+2. Guest shut down from inside while the platform says running -> UserErrorGuestAgentStatusUnavailable.
+3. Guest agent not responding -> GuestAgentSnapshotTaskStatusError.
+4. Linux agent older than the supported minimum -> UserErrorGuestAgentStatusUnavailable.
+5. Outbound TCP 443 to Storage.<region> denied by an NSG (NIC or subnet) -> ExtensionSnapshotFailedNoNetwork.
+   DHCP disabled in the guest fails the same way.
+6. Backup extension in Failed state -> ExtensionOperationFailedForManagedDisks.
+7. Windows iaasvmprovider service disabled -> BackUpOperationFailed.
+8. Windows + SQL Server without USEVSSCOPYBACKUP=TRUE -> ExtensionOperationFailedForManagedDisks.
+Otherwise the backup succeeds, installing VMSnapshot/VMSnapshotLinux first if it is missing.
+
+Job error details carry a numeric errorCode (armsim's own numbering, Azure's is not published),
+the symbolic code as errorTitle, the message as errorString, and recommendations.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from .arm import ArmError, Request, Response, iso, not_found
+from .compute import BACKUP_PUBLISHER, VM, Extension
+from .guest import VSS_KEY, VSS_VALUE, version_tuple
+from .routing import Route
+
+if TYPE_CHECKING:
+    from .sim import Simulator
+
+__all__ = ["ERRORS", "ROUTES", "BackupModel", "Item", "Job", "Vault"]
+
+MIN_LINUX_AGENT = "2.2.53"
+
+ERRORS: dict[str, tuple[int, str, list[str]]] = {
+    "UserErrorGuestAgentStatusUnavailable": (
+        400235, "VM Agent unable to communicate with Azure Backup",
+        ["Ensure the VM agent is installed, running and up to date, and the VM has network connectivity."]),
+    "GuestAgentSnapshotTaskStatusError": (
+        400236, "Could not communicate with the VM agent for snapshot status",
+        ["Restart the VM agent, or reinstall it if it does not respond."]),
+    "ExtensionSnapshotFailedNoNetwork": (
+        400237, "Snapshot operation failed due to no network connectivity on the virtual machine",
+        ["Allow outbound access to Azure Storage in the VM's region (service tag Storage.<region>)."]),
+    "ExtensionOperationFailedForManagedDisks": (
+        400238, "VMSnapshot extension operation failed",
+        ["Uninstall the VMSnapshot extension to force a reload, then retry the backup."]),
+    "BackUpOperationFailed": (
+        400239, "Backup failed with an internal error - Please retry the operation in a few minutes",
+        ["Retry the operation in a few minutes."]),
+    "UserErrorBackupOperationInProgress": (
+        400240, "Unable to initiate backup as another backup operation is currently in progress",
+        ["Wait until the previous backup operation is complete."]),
+}
+
+
+@dataclass
+class Item:
+    """A protected VM in a vault."""
+
+    vm: VM
+    policy: str = "DefaultPolicy"
+    last_status: str = ""
+    last_time: datetime | None = None
+
+    @property
+    def container(self) -> str:
+        """The container name, e.g. iaasvmcontainerv2;rg-demo;vm-a."""
+        return f"iaasvmcontainerv2;{self.vm.group};{self.vm.name}"
+
+    @property
+    def name(self) -> str:
+        """The protected item name, e.g. VM;iaasvmcontainerv2;rg-demo;vm-a."""
+        return f"VM;{self.container}"
+
+
+@dataclass
+class Job:
+    """One backup job: decided when triggered, finished after polls or time."""
+
+    item: Item
+    error: str | None
+    started: datetime
+    polls_needed: int
+    seconds: float
+    mono_start: float
+    user_triggered: bool = True
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: str = "InProgress"
+    ended: datetime | None = None
+    polls: int = 0
+
+
+@dataclass
+class Vault:
+    """A Recovery Services vault with its items and job history."""
+
+    name: str
+    group: str
+    subscription: str
+    location: str
+    items: dict[str, Item] = field(default_factory=dict)
+    jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        """The ARM resource id."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.group}"
+                f"/providers/Microsoft.RecoveryServices/vaults/{self.name}")
+
+
+class BackupModel:
+    """Vaults, items and jobs of one simulator, and the causal rules deciding each backup."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.vaults: dict[str, Vault] = {}
+        self.min_linux_agent = MIN_LINUX_AGENT
+
+    def add_vault(self, vault: Vault) -> Vault:
+        """Register a vault."""
+        self.vaults[vault.id.lower()] = vault
+        return vault
+
+    def protect(self, vault: Vault, vm: VM) -> Item:
+        """Put a VM under protection in a vault."""
+        item = Item(vm)
+        vault.items[item.name.lower()] = item
+        return item
+
+    def vault(self, p: dict[str, str]) -> Vault:
+        """The vault named by route params, or 404."""
+        rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+               f"/providers/Microsoft.RecoveryServices/vaults/{p['vaultName']}")
+        v = self.vaults.get(rid.lower())
+        if v is None:
+            raise not_found("Microsoft.RecoveryServices/vaults", p["vaultName"], p["resourceGroupName"])
+        return v
+
+    def item(self, p: dict[str, str]) -> tuple[Vault, Item]:
+        """The vault and protected item named by route params, or 404."""
+        vault = self.vault(p)
+        it = vault.items.get(p["protectedItemName"].lower())
+        if it is None:
+            raise ArmError(404, "BMSUserErrorItemNotFound", f"Item not found: {p['protectedItemName']}")
+        if not p.get("containerName", "").lower().endswith(it.container.lower()):
+            raise ArmError(404, "BMSUserErrorContainerNotFound", f"Container not found: {p.get('containerName')}")
+        return vault, it
+
+    def item_for(self, vm: VM) -> tuple[Vault, Item] | None:
+        """Where a VM is protected, if anywhere."""
+        for vault in self.vaults.values():
+            for it in vault.items.values():
+                if it.vm is vm:
+                    return vault, it
+        return None
+
+    # --- the causal model --------------------------------------------------------------------
+    def verdict(self, vm: VM) -> str | None:
+        """The error a backup of this VM fails with right now, or None when it would succeed."""
+        g = vm.guest
+        if vm.power != "running":
+            return None if vm.stopped_by_platform else "UserErrorGuestAgentStatusUnavailable"
+        if g.shut_down_inside:
+            return "UserErrorGuestAgentStatusUnavailable"
+        if g.agent_hung:
+            return "GuestAgentSnapshotTaskStatusError"
+        if g.os_type == "Linux" and version_tuple(g.agent_version) < version_tuple(self.min_linux_agent):
+            return "UserErrorGuestAgentStatusUnavailable"
+        if not g.dhcp_enabled or self.sim.network.storage_blocked(vm, 443):
+            return "ExtensionSnapshotFailedNoNetwork"
+        ext = vm.backup_extension()
+        if ext is not None and ext.state in ("Failed", "Deleting"):
+            return "ExtensionOperationFailedForManagedDisks"
+        if g.os_type == "Windows":
+            provider = g.service("iaasvmprovider")
+            if provider is not None and provider.start_type == "Disabled":
+                return "BackUpOperationFailed"
+            vss = g.registry_value(VSS_KEY, VSS_VALUE)
+            if g.sql_server and (vss is None or vss[1].strip().lower() != "true"):
+                return "ExtensionOperationFailedForManagedDisks"
+        return None
+
+    def start_job(self, vault: Vault, item: Item, *, error: str | None = "auto", user: bool = True,
+                  when: datetime | None = None, finished: bool = False) -> Job:
+        """Create a backup job; `error="auto"` asks the causal model, `finished` seeds history."""
+        vm = item.vm
+        if error == "auto":
+            busy = any(j.item is item and j.status == "InProgress" for j in vault.jobs)
+            error = "UserErrorBackupOperationInProgress" if busy else self.verdict(vm)
+            if error is None and vm.backup_extension() is None and vm.power == "running":
+                linux = vm.guest.os_type == "Linux"
+                name = "VMSnapshotLinux" if linux else "VMSnapshot"
+                vm.extensions[name.lower()] = Extension(name, BACKUP_PUBLISHER, name, "1.0.9" if linux else "1.0.75")
+        s = self.sim.settings
+        job = Job(item, error, when or datetime.now(timezone.utc), s.backup_job_polls, s.backup_job_seconds,
+                  self.sim.clock(), user)
+        vault.jobs.append(job)
+        if finished:
+            self._finish(job)
+        return job
+
+    def advance(self, job: Job, *, poll: bool) -> None:
+        """Move a job on: one more poll, or enough elapsed time, ends it."""
+        if job.status != "InProgress":
+            return
+        if poll:
+            job.polls += 1
+        due = job.seconds > 0 and self.sim.clock() - job.mono_start >= job.seconds
+        if (poll and job.polls >= job.polls_needed) or due or (job.polls_needed <= 0 and job.seconds <= 0):
+            self._finish(job)
+
+    def _finish(self, job: Job) -> None:
+        job.status = "Failed" if job.error else "Completed"
+        job.ended = job.started + timedelta(seconds=42) if job.ended is None else job.ended
+        if job.error != "UserErrorBackupOperationInProgress":
+            job.item.last_status, job.item.last_time = job.status, job.ended
+
+    def job_json(self, vault: Vault, job: Job) -> dict[str, Any]:
+        """A backup job as ARM returns it (AzureIaaSVMJob)."""
+        end = job.ended or datetime.now(timezone.utc)
+        secs = (end - job.started).total_seconds()
+        props: dict[str, Any] = {
+            "jobType": "AzureIaaSVMJob", "duration": f"PT{secs:.4f}S", "virtualMachineVersion": "Compute",
+            "entityFriendlyName": job.item.vm.name, "backupManagementType": "AzureIaasVM", "operation": "Backup",
+            "status": job.status, "startTime": iso(job.started), "activityId": job.id,
+            "isUserTriggered": job.user_triggered, "containerName": job.item.container,
+            "extendedInfo": {
+                "tasksList": [
+                    {"taskId": "Take Snapshot", "duration": "PT0S",
+                     "status": {"InProgress": "InProgress", "Completed": "Completed"}.get(job.status, "Failed")},
+                    {"taskId": "Transfer data to vault", "duration": "PT0S",
+                     "status": "Completed" if job.status == "Completed" else "NotStarted"}],
+                "propertyBag": {"VM Name": job.item.vm.name, "Backup Size": "0 MB"},
+            },
+        }
+        if job.ended is not None and job.status != "InProgress":
+            props["endTime"] = iso(job.ended)
+        if job.error:
+            num, msg, recs = ERRORS[job.error]
+            props["errorDetails"] = [{"errorCode": num, "errorTitle": job.error, "errorString": msg,
+                                      "recommendations": recs}]
+            props["extendedInfo"]["dynamicErrorMessage"] = f"{msg} (error code {job.error})"
+        return {"id": f"/Subscriptions/{vault.subscription}/resourceGroups/{vault.group}/providers/"
+                      f"Microsoft.RecoveryServices/vaults/{vault.name}/backupJobs/{job.id}",
+                "name": job.id, "type": "Microsoft.RecoveryServices/vaults/backupJobs", "properties": props}
+
+    def item_json(self, vault: Vault, item: Item) -> dict[str, Any]:
+        """A protected item as ARM returns it (AzureIaaSComputeVMProtectedItem)."""
+        failed = item.last_status == "Failed"
+        props: dict[str, Any] = {
+            "friendlyName": item.vm.name, "virtualMachineId": item.vm.id, "sourceResourceId": item.vm.id,
+            "protectionStatus": "Unhealthy" if failed else "Healthy", "protectionState": "Protected",
+            "healthStatus": "ActionRequired" if failed else "Passed",
+            "lastBackupStatus": item.last_status or "Completed", "protectedItemDataId": str(abs(hash(item.name)) % 10**18),
+            "protectedItemType": "Microsoft.Compute/virtualMachines", "backupManagementType": "AzureIaasVM",
+            "workloadType": "VM", "containerName": item.container, "policyName": item.policy,
+            "policyId": f"{vault.id}/backupPolicies/{item.policy}", "policyType": "V2",
+        }
+        if item.last_time:
+            props["lastBackupTime"] = iso(item.last_time)
+        recovered = [j.ended for j in vault.jobs if j.item is item and j.status == "Completed" and j.ended]
+        if recovered:
+            props["lastRecoveryPoint"] = iso(max(recovered))
+        return {"id": f"{vault.id}/backupFabrics/Azure/protectionContainers/IaasVMContainer;{item.container}"
+                      f"/protectedItems/{item.name}",
+                "name": item.name, "type": "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/"
+                                          "protectedItems", "properties": props}
+
+
+# --- handlers --------------------------------------------------------------------------------
+def _backup_status(sim: Simulator, r: Request) -> Response:
+    body = r.body if isinstance(r.body, dict) else {}
+    rid = body.get("resourceId")
+    if not rid or (body.get("resourceType") or "").upper() != "VM":
+        raise ArmError(400, "BMSUserErrorInvalidInput", "resourceType 'VM' and resourceId are required.")
+    vm = sim.compute.by_id(rid)
+    found = sim.backup.item_for(vm) if vm else None
+    if found is None:
+        return Response(200, {"protectionStatus": "NotProtected", "registrationStatus": "NotRegistered"})
+    vault, item = found
+    return Response(200, {"protectionStatus": "Protected", "vaultId": vault.id, "fabricName": "Azure",
+                          "containerName": item.container, "protectedItemName": item.name,
+                          "policyName": item.policy, "registrationStatus": "Registered"})
+
+
+def _items_list(sim: Simulator, r: Request) -> Response:
+    vault = sim.backup.vault(r.params)
+    return Response(200, {"value": [sim.backup.item_json(vault, it) for it in vault.items.values()]})
+
+
+def _item_get(sim: Simulator, r: Request) -> Response:
+    vault, item = sim.backup.item(r.params)
+    return Response(200, sim.backup.item_json(vault, item))
+
+
+def _trigger(sim: Simulator, r: Request) -> Response:
+    vault, item = sim.backup.item(r.params)
+    body = r.body if isinstance(r.body, dict) else {}
+    props = body.get("properties") or {}
+    if props.get("objectType") != "IaasVMBackupRequest":
+        raise ArmError(400, "BMSUserErrorInvalidInput", "properties.objectType must be IaasVMBackupRequest.")
+    job = sim.backup.start_job(vault, item)
+    op = sim.start_operation(r, result=lambda: {"jobId": job.id})
+    op.extra["job_id"] = job.id
+    base = r.headers.get("_base_url", "") + r.path.rsplit("/backup", 1)[0]
+    api = r.query.get("api-version", "")
+    headers = {"Location": f"{base}/operationResults/{op.id}?api-version={api}",
+               "Azure-AsyncOperation": f"{base}/operationsStatus/{op.id}?api-version={api}"}
+    if sim.settings.lro_retry_after is not None:
+        headers["Retry-After"] = str(sim.settings.lro_retry_after)
+    return Response(202, None, headers)
+
+
+def _op_status_json(op: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status, "startTime": iso(datetime.now(timezone.utc))}
+    if op.status != "InProgress":
+        body["endTime"] = body["startTime"]
+    if op.error:
+        body["error"] = op.error
+    if "job_id" in op.extra:
+        body["properties"] = {"objectType": "OperationStatusJobExtendedInfo", "jobId": op.extra["job_id"]}
+    return body
+
+
+def _operation(sim: Simulator, r: Request) -> Any:
+    op = sim.ops.get(r.params["operationId"])
+    if op is None:
+        raise ArmError(404, "BMSUserErrorOperationNotFound", f"Operation {r.params['operationId']} not found.")
+    return op
+
+
+def _item_op_status(sim: Simulator, r: Request) -> Response:
+    sim.backup.item(r.params)
+    return Response(200, _op_status_json(_operation(sim, r)))
+
+
+def _item_op_result(sim: Simulator, r: Request) -> Response:
+    vault, item = sim.backup.item(r.params)
+    op = _operation(sim, r)
+    if op.status == "InProgress":
+        return Response(202, None, {"Location": r.headers.get("_url", "")})
+    return Response(200, sim.backup.item_json(vault, item))
+
+
+def _vault_op_status(sim: Simulator, r: Request) -> Response:
+    sim.backup.vault(r.params)
+    return Response(200, _op_status_json(_operation(sim, r)))
+
+
+_FILTER_TERM = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+_FILTER_KEYS = {"status", "operation", "backupmanagementtype", "starttime", "endtime", "jobid"}
+
+
+def _parse_time(text: str) -> datetime:
+    for fmt in ("%Y-%m-%d %I:%M:%S %p", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    raise ArmError(400, "BMSUserErrorInvalidFilter", f"The time '{text}' in $filter is not in a supported format.")
+
+
+def _parse_filter(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    terms: dict[str, str] = {}
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        m = _FILTER_TERM.match(part)
+        if not m or m.group(1).lower() not in _FILTER_KEYS:
+            raise ArmError(400, "BMSUserErrorInvalidFilter", f"The $filter term '{part}' is not supported.")
+        terms[m.group(1).lower()] = m.group(2)
+    return terms
+
+
+def _jobs_list(sim: Simulator, r: Request) -> Response:
+    vault = sim.backup.vault(r.params)
+    terms = _parse_filter(r.query.get("$filter"))
+    start = _parse_time(terms["starttime"]) if "starttime" in terms else None
+    end = _parse_time(terms["endtime"]) if "endtime" in terms else None
+    out = []
+    for job in sorted(vault.jobs, key=lambda j: j.started, reverse=True):
+        sim.backup.advance(job, poll=False)
+        if "status" in terms and job.status.lower() != terms["status"].lower():
+            continue
+        if "operation" in terms and terms["operation"].lower() != "backup":
+            continue
+        if "backupmanagementtype" in terms and terms["backupmanagementtype"].lower() != "azureiaasvm":
+            continue
+        if "jobid" in terms and terms["jobid"].lower() != job.id:
+            continue
+        if (start and job.started < start) or (end and job.started > end):
+            continue
+        out.append(sim.backup.job_json(vault, job))
+    size = int(sim.settings.extra.get("jobs_page_size", 50))
+    skip = int(r.query.get("$skipToken") or 0)
+    page: dict[str, Any] = {"value": out[skip:skip + size]}
+    if skip + size < len(out):
+        from urllib.parse import urlencode
+        q = {k: v for k, v in r.query.items() if k != "$skipToken"} | {"$skipToken": str(skip + size)}
+        page["nextLink"] = f"{r.headers.get('_base_url', '')}{r.path}?{urlencode(q)}"
+    return Response(200, page)
+
+
+def _job_get(sim: Simulator, r: Request) -> Response:
+    vault = sim.backup.vault(r.params)
+    job = next((j for j in vault.jobs if j.id == r.params["jobName"].lower()), None)
+    if job is None:
+        raise ArmError(404, "BMSUserErrorJobNotFound", f"Job {r.params['jobName']} not found.")
+    sim.backup.advance(job, poll=True)
+    return Response(200, sim.backup.job_json(vault, job))
+
+
+_V = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.RecoveryServices/vaults/{vaultName}"
+_ITEM = _V + "/backupFabrics/{fabricName}/protectionContainers/{containerName}/protectedItems/{protectedItemName}"
+_API = {"oldest_api": "2016-06-01", "newest_api": "2026-12-31"}
+
+ROUTES = [
+    Route("POST", "/subscriptions/{subscriptionId}/providers/Microsoft.RecoveryServices/locations/{azureRegion}/backupStatus",
+          _backup_status, "BackupStatus_Get", resource_type="locations/backupStatus", **_API),
+    Route("GET", _V + "/backupProtectedItems", _items_list, "BackupProtectedItems_List",
+          resource_type="vaults/backupProtectedItems", **_API),
+    Route("GET", _ITEM, _item_get, "ProtectedItems_Get", resource_type="vaults/protectedItems", **_API),
+    Route("POST", _ITEM + "/backup", _trigger, "Backups_Trigger", mutating=True, resource_type="vaults/backup", **_API),
+    Route("GET", _ITEM + "/operationsStatus/{operationId}", _item_op_status, "ProtectedItemOperationStatuses_Get",
+          resource_type="vaults/operationsStatus", **_API),
+    Route("GET", _ITEM + "/operationResults/{operationId}", _item_op_result, "ProtectedItemOperationResults_Get",
+          resource_type="vaults/operationResults", **_API),
+    Route("GET", _V + "/backupOperations/{operationId}", _vault_op_status, "BackupOperationStatuses_Get",
+          resource_type="vaults/backupOperations", **_API),
+    Route("GET", _V + "/backupJobs", _jobs_list, "BackupJobs_List", resource_type="vaults/backupJobs", **_API),
+    Route("GET", _V + "/backupJobs/{jobName}", _job_get, "JobDetails_Get", resource_type="vaults/backupJobs", **_API),
+]

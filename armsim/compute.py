@@ -1,0 +1,409 @@
+"""Microsoft.Compute: VMs, their instance view, extensions, Run Command and power actions.
+
+Also serves the VM's Resource Health availability status — the signal that tells a guest shut
+down from inside (platform still says running, Resource Health says Unavailable, "Customer
+Initiated", shut down from within the guest) from a hung agent (Resource Health Available).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .arm import ArmError, Request, Response, iso, not_found
+from .guest import SCRIPT_MUTATES, Guest, run_script, script_id
+from .routing import Route
+
+if TYPE_CHECKING:
+    from .sim import Simulator
+
+__all__ = ["ROUTES", "VM", "ComputeModel", "Extension"]
+
+BACKUP_PUBLISHER = "Microsoft.Azure.RecoveryServices"
+
+
+@dataclass
+class Extension:
+    """A VM extension and its provisioning state."""
+
+    name: str
+    publisher: str
+    type: str
+    version: str
+    state: str = "Succeeded"  # Succeeded | Failed | Updating | Deleting
+    message: str = ""
+
+
+@dataclass
+class VM:
+    """A virtual machine: platform view (power, extensions, NICs) plus its guest."""
+
+    name: str
+    group: str
+    subscription: str
+    location: str
+    guest: Guest
+    nic_ids: list[str]
+    size: str = "Standard_D2s_v3"
+    power: str = "running"  # running | stopped | deallocated
+    extensions: dict[str, Extension] = field(default_factory=dict)
+    vm_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    busy: str | None = None  # a platform operation in progress
+    run_command_busy: bool = False
+    stopped_by_platform: bool = False
+    time_created: str = field(default_factory=lambda: _now())
+
+    @property
+    def id(self) -> str:
+        """The ARM resource id."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.group}"
+                f"/providers/Microsoft.Compute/virtualMachines/{self.name}")
+
+    def backup_extension(self) -> Extension | None:
+        """The VMSnapshot / VMSnapshotLinux extension, whatever it is named."""
+        for ext in self.extensions.values():
+            if ext.publisher.lower() == BACKUP_PUBLISHER.lower() and ext.type.lower() in ("vmsnapshot", "vmsnapshotlinux"):
+                return ext
+        return None
+
+
+def _now() -> str:
+    return iso(datetime.now(timezone.utc))
+
+
+class ComputeModel:
+    """Every VM of one simulator, and ARM's rules for changing them."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.vms: dict[tuple[str, str, str], VM] = {}
+
+    def add(self, vm: VM) -> VM:
+        """Register a VM."""
+        self.vms[(vm.subscription.lower(), vm.group.lower(), vm.name.lower())] = vm
+        return vm
+
+    def get(self, p: dict[str, str]) -> VM:
+        """The VM named by route params, or 404."""
+        vm = self.vms.get((p["subscriptionId"].lower(), p["resourceGroupName"].lower(), p["vmName"].lower()))
+        if vm is None:
+            raise not_found("Microsoft.Compute/virtualMachines", p["vmName"], p["resourceGroupName"])
+        return vm
+
+    def by_id(self, resource_id: str) -> VM | None:
+        """The VM with this ARM id, case-insensitively."""
+        return next((v for v in self.vms.values() if v.id.lower() == resource_id.lower()), None)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready view of every VM's platform and guest state."""
+        return {vm.name: {"power": vm.power, "extensions": {e.name: e.state for e in vm.extensions.values()},
+                          "guest": vm.guest.describe()} for vm in self.vms.values()}
+
+    # --- views -------------------------------------------------------------------------------
+    def extension_json(self, vm: VM, ext: Extension, *, instance_view: bool = False) -> dict[str, Any]:
+        """An extension as ARM returns it."""
+        props: dict[str, Any] = {
+            "publisher": ext.publisher, "type": ext.type, "typeHandlerVersion": ext.version,
+            "autoUpgradeMinorVersion": True, "provisioningState": ext.state, "settings": {},
+        }
+        if instance_view:
+            props["instanceView"] = self._ext_iv(ext)
+        return {"id": f"{vm.id}/extensions/{ext.name}", "name": ext.name,
+                "type": "Microsoft.Compute/virtualMachines/extensions", "location": vm.location,
+                "properties": props}
+
+    def _ext_iv(self, ext: Extension) -> dict[str, Any]:
+        ok = ext.state == "Succeeded"
+        return {"name": ext.name, "type": f"{ext.publisher}.{ext.type}", "typeHandlerVersion": ext.version,
+                "statuses": [{"code": f"ProvisioningState/{ext.state.lower()}", "level": "Info" if ok else "Error",
+                              "displayStatus": "Provisioning succeeded" if ok else f"Provisioning {ext.state.lower()}",
+                              "message": ext.message or ("Enable succeeded" if ok else "Extension failed"),
+                              "time": _now()}]}
+
+    def instance_view(self, vm: VM) -> dict[str, Any]:
+        """The VM's instance view: power state, agent status, extension handlers and statuses."""
+        g = vm.guest
+        iv: dict[str, Any] = {
+            "platformUpdateDomain": 0, "platformFaultDomain": 0, "computerName": vm.name,
+            "hyperVGeneration": "V2",
+            "disks": [{"name": f"{vm.name}_OsDisk", "statuses": [
+                {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+                 "time": vm.time_created}]}],
+            "bootDiagnostics": {},
+            "isVMInStandbyPool": False,
+            "statuses": [
+                {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+                 "time": _now()},
+                {"code": f"PowerState/{vm.power}", "level": "Info",
+                 "displayStatus": {"running": "VM running", "stopped": "VM stopped",
+                                   "deallocated": "VM deallocated"}[vm.power]},
+            ],
+        }
+        if vm.power == "running" and g.responsive:
+            iv["osName"], iv["osVersion"] = g.os_name, g.distro_version or "10.0"
+            iv["vmAgent"] = {
+                "vmAgentVersion": g.agent_version,
+                "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
+                              "message": "GuestAgent is running and processing the extensions.", "time": _now()}],
+                "extensionHandlers": [
+                    {"type": f"{e.publisher}.{e.type}", "typeHandlerVersion": e.version,
+                     "status": {"code": f"ProvisioningState/{e.state.lower()}",
+                                "level": "Info" if e.state == "Succeeded" else "Error",
+                                "displayStatus": "Ready" if e.state == "Succeeded" else "Not Ready"}}
+                    for e in vm.extensions.values()],
+            }
+            iv["extensions"] = [self._ext_iv(e) for e in vm.extensions.values()]
+        elif vm.power == "running":
+            iv["vmAgent"] = {
+                "vmAgentVersion": "Unknown",
+                "statuses": [{"code": "ProvisioningState/Unavailable", "level": "Warning",
+                              "displayStatus": "Not Ready",
+                              "message": "VM Agent is unresponsive.", "time": _now()}],
+                "extensionHandlers": [],
+            }
+        return iv
+
+    def vm_json(self, vm: VM, *, expand: str | None = None) -> dict[str, Any]:
+        """A VM as ARM returns it, with `resources` (extensions) and optionally the instance view."""
+        g = vm.guest
+        linux = g.os_type == "Linux"
+        props: dict[str, Any] = {
+            "vmId": vm.vm_id,
+            "hardwareProfile": {"vmSize": vm.size},
+            "storageProfile": {
+                "imageReference": {"publisher": "Canonical" if linux else "MicrosoftWindowsServer",
+                                   "offer": g.distro if linux else "WindowsServer",
+                                   "sku": g.distro_version or "datacenter", "version": "latest"},
+                "osDisk": {"osType": g.os_type, "name": f"{vm.name}_OsDisk", "createOption": "FromImage",
+                           "caching": "ReadWrite",
+                           "managedDisk": {"storageAccountType": "Premium_LRS",
+                                           "id": f"/subscriptions/{vm.subscription}/resourceGroups/{vm.group}"
+                                                 f"/providers/Microsoft.Compute/disks/{vm.name}_OsDisk"},
+                           "diskSizeGB": 30},
+                "dataDisks": [],
+            },
+            "osProfile": {"computerName": vm.name, "adminUsername": "azureuser", "secrets": [],
+                          ("linuxConfiguration" if linux else "windowsConfiguration"): {"provisionVMAgent": True}
+                          | ({} if linux else {"enableAutomaticUpdates": True})},
+            "networkProfile": {"networkInterfaces": [
+                {"id": nic, "properties": {"primary": i == 0}} for i, nic in enumerate(vm.nic_ids)]},
+            "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
+            "provisioningState": "Succeeded",
+            "timeCreated": vm.time_created,
+        }
+        if expand and expand.lower() == "instanceview":
+            props["instanceView"] = self.instance_view(vm)
+        return {"id": vm.id, "name": vm.name, "type": "Microsoft.Compute/virtualMachines", "location": vm.location,
+                "properties": props,
+                "resources": [self.extension_json(vm, e) for e in vm.extensions.values()]}
+
+
+# --- handlers --------------------------------------------------------------------------------
+def _vm_get(sim: Simulator, r: Request) -> Response:
+    vm = sim.compute.get(r.params)
+    expand = r.query.get("$expand")
+    if expand is not None and expand.lower() not in ("instanceview", "userdata", "resiliencyview"):
+        raise ArmError(400, "InvalidParameter", f"The value '{expand}' of parameter '$expand' is invalid.")
+    return Response(200, sim.compute.vm_json(vm, expand=expand))
+
+
+def _vm_instance_view(sim: Simulator, r: Request) -> Response:
+    return Response(200, sim.compute.instance_view(sim.compute.get(r.params)))
+
+
+def _vm_list(sim: Simulator, r: Request) -> Response:
+    group = r.params["resourceGroupName"].lower()
+    sub = r.params["subscriptionId"].lower()
+    vms = [sim.compute.vm_json(v) for (s, g, _), v in sorted(sim.compute.vms.items()) if s == sub and g == group]
+    return Response(200, {"value": vms})
+
+
+def _ext_get(sim: Simulator, r: Request) -> Response:
+    vm = sim.compute.get(r.params)
+    ext = vm.extensions.get(r.params["vmExtensionName"].lower())
+    if ext is None:
+        raise not_found("Microsoft.Compute/virtualMachines/extensions", f"{vm.name}/{r.params['vmExtensionName']}",
+                        vm.group)
+    expand = (r.query.get("$expand") or "").lower() == "instanceview"
+    return Response(200, sim.compute.extension_json(vm, ext, instance_view=expand))
+
+
+def _ext_list(sim: Simulator, r: Request) -> Response:
+    vm = sim.compute.get(r.params)
+    expand = (r.query.get("$expand") or "").lower() == "instanceview"
+    return Response(200, {"value": [sim.compute.extension_json(vm, e, instance_view=expand)
+                                    for e in vm.extensions.values()]})
+
+
+def _require_running(vm: VM, what: str) -> None:
+    if vm.power != "running":
+        raise ArmError(409, "OperationNotAllowed", f"Cannot modify extensions in the VM when the VM is not running."
+                       if what == "extension" else "The operation requires the VM to be running (or set to run).")
+
+
+def _lock_vm(vm: VM, operation: str) -> None:
+    if vm.busy is not None:
+        raise ArmError(409, "OperationNotAllowed",
+                       f"Operation '{operation}' is not allowed on VM '{vm.name}' since another operation "
+                       f"('{vm.busy}') is in progress.")
+    vm.busy = operation
+
+
+def _release(vm: VM) -> Any:
+    def release() -> None:
+        vm.busy = None
+    return release
+
+
+def _ext_delete(sim: Simulator, r: Request) -> Response:
+    vm = sim.compute.get(r.params)
+    key = r.params["vmExtensionName"].lower()
+    ext = vm.extensions.get(key)
+    if ext is None:
+        return Response(204)
+    _require_running(vm, "extension")
+    _lock_vm(vm, "deleteExtension")
+    previous = ext.state
+    ext.state = "Deleting"
+
+    def undo() -> None:
+        vm.busy = None
+        if key in vm.extensions and vm.extensions[key].state == "Deleting":
+            vm.extensions[key].state = previous  # a failed delete leaves the extension as it was
+
+    op = sim.start_operation(r, apply=lambda: vm.extensions.pop(key, None), release=undo)
+    return sim.accepted(r, op, "Microsoft.Compute")
+
+
+def _power(action: str) -> Any:
+    def handler(sim: Simulator, r: Request) -> Response:
+        vm = sim.compute.get(r.params)
+        if action in ("powerOff", "restart") and vm.power == "deallocated":
+            raise ArmError(409, "OperationNotAllowed",
+                           f"Operation '{action}' is not allowed on VM '{vm.name}' since the VM is either "
+                           "deallocated or marked to be deallocated.")
+        if action == "restart" and vm.power != "running":
+            raise ArmError(409, "OperationNotAllowed", "The operation requires the VM to be running (or set to run).")
+        _lock_vm(vm, action)
+        op = sim.start_operation(r, apply=lambda: _apply_power(vm, action), release=_release(vm))
+        return sim.accepted(r, op, "Microsoft.Compute")
+    return handler
+
+
+def _apply_power(vm: VM, action: str) -> None:
+    g = vm.guest
+    if action in ("powerOff", "deallocate"):
+        vm.power = "stopped" if action == "powerOff" else "deallocated"
+        vm.stopped_by_platform = True
+        g.shut_down_inside = False
+        g.agent_hung = False  # the guest is off; on the next boot the agent starts fresh
+    elif action in ("start", "restart"):
+        vm.power = "running"
+        vm.stopped_by_platform = False
+        g.shut_down_inside = False
+        g.agent_hung = False  # a reboot revives a hung agent; an outdated one stays outdated
+
+
+def _run_command_mutates(sim: Simulator, r: Request) -> bool:
+    body = r.body if isinstance(r.body, dict) else {}
+    sid = script_id("\n".join(body.get("script") or []))
+    return SCRIPT_MUTATES.get(sid or "", True)
+
+
+def _run_command(sim: Simulator, r: Request) -> Response:
+    vm = sim.compute.get(r.params)
+    body = r.body if isinstance(r.body, dict) else None
+    if body is None or not body.get("commandId"):
+        raise ArmError(400, "InvalidParameter", "Required parameter 'commandId' is missing (null).")
+    command = body["commandId"]
+    if command not in ("RunShellScript", "RunPowerShellScript"):
+        raise ArmError(400, "InvalidParameter", f"The command id '{command}' is not supported by armsim.")
+    want = "Linux" if command == "RunShellScript" else "Windows"
+    if vm.guest.os_type != want:
+        raise ArmError(409, "OperationNotAllowed",
+                       f"Command {command} is not supported for {vm.guest.os_type} VM '{vm.name}'.")
+    if vm.power != "running":
+        raise ArmError(409, "OperationNotAllowed", "The operation requires the VM to be running (or set to run).")
+    if vm.run_command_busy:
+        raise ArmError(409, "Conflict", "Run command extension execution is in progress. "
+                       "Please wait for completion before invoking a run command.")
+    text = "\n".join(body.get("script") or [])
+    vm.run_command_busy = True
+    outcome: dict[str, Any] = {}
+
+    def apply() -> None:
+        if not vm.guest.responsive or vm.power != "running":
+            raise ArmError(409, "VMAgentStatusCommunicationError",
+                           f"VM '{vm.name}' has not reported status for VM agent or extensions. Verify that the OS "
+                           "is up and healthy, the VM has a running VM agent, and that it can establish outbound "
+                           "connections to Azure storage.")
+        code, out, err = run_script(vm.guest, text)
+        outcome.update(code=code, out=out, err=err)
+
+    def result() -> dict[str, Any]:
+        out, err = outcome["out"], outcome["err"]
+        state = "succeeded" if outcome["code"] == 0 else "failed"
+        if vm.guest.os_type == "Linux":
+            msg = f"Enable {state}: \n[stdout]\n{out}\n[stderr]\n{err}"
+            return {"value": [{"code": f"ProvisioningState/{state}", "level": "Info", "displayStatus": "Provisioning "
+                               f"{state}", "message": msg}]}
+        return {"value": [
+            {"code": "ComponentStatus/StdOut/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+             "message": out},
+            {"code": "ComponentStatus/StdErr/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+             "message": err}]}
+
+    def release() -> None:
+        vm.run_command_busy = False
+
+    op = sim.start_operation(r, apply=apply, result=result, release=release)
+    return sim.accepted(r, op, "Microsoft.Compute")
+
+
+def _availability(sim: Simulator, r: Request) -> Response:
+    vm = sim.compute.get(r.params)
+    g = vm.guest
+    if vm.power != "running":
+        state, reason, summary = ("Unavailable", "Customer Initiated",
+                                  "This virtual machine is stopped: it was stopped through the Azure platform "
+                                  "by a user request.")
+    elif g.shut_down_inside:
+        state, reason, summary = ("Unavailable", "Customer Initiated",
+                                  "We're sorry, your virtual machine isn't available because the guest operating "
+                                  "system was shut down from inside the virtual machine.")
+    else:
+        state, reason, summary = ("Available", "",
+                                  "There aren't any known Azure platform problems affecting this virtual machine.")
+    props: dict[str, Any] = {"availabilityState": state, "summary": summary, "reasonChronicity": "Persistent",
+                             "occuredTime": _now(), "reportedTime": _now(), "detailedStatus": ""}
+    if reason:
+        props["reasonType"] = reason
+    return Response(200, {"id": f"{vm.id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current",
+                          "name": "current", "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
+                          "location": vm.location, "properties": props})
+
+
+_VM = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/virtualMachines"
+_API = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31", "resource_type": "virtualMachines"}
+
+ROUTES = [
+    Route("GET", _VM, _vm_list, "VirtualMachines_List", **_API),
+    Route("GET", _VM + "/{vmName}", _vm_get, "VirtualMachines_Get", **_API),
+    Route("GET", _VM + "/{vmName}/instanceView", _vm_instance_view, "VirtualMachines_InstanceView", **_API),
+    Route("GET", _VM + "/{vmName}/extensions", _ext_list, "VirtualMachineExtensions_List", **_API),
+    Route("GET", _VM + "/{vmName}/extensions/{vmExtensionName}", _ext_get, "VirtualMachineExtensions_Get", **_API),
+    Route("DELETE", _VM + "/{vmName}/extensions/{vmExtensionName}", _ext_delete, "VirtualMachineExtensions_Delete",
+          mutating=True, **_API),
+    Route("POST", _VM + "/{vmName}/runCommand", _run_command, "VirtualMachines_RunCommand",
+          mutating=_run_command_mutates, **_API),
+    Route("POST", _VM + "/{vmName}/powerOff", _power("powerOff"), "VirtualMachines_PowerOff", mutating=True, **_API),
+    Route("POST", _VM + "/{vmName}/deallocate", _power("deallocate"), "VirtualMachines_Deallocate", mutating=True,
+          **_API),
+    Route("POST", _VM + "/{vmName}/start", _power("start"), "VirtualMachines_Start", mutating=True, **_API),
+    Route("POST", _VM + "/{vmName}/restart", _power("restart"), "VirtualMachines_Restart", mutating=True, **_API),
+    Route("GET", _VM + "/{vmName}/providers/Microsoft.ResourceHealth/availabilityStatuses/current", _availability,
+          "AvailabilityStatuses_GetByResource", oldest_api="2015-01-01", newest_api="2026-12-31",
+          resource_type="availabilityStatuses"),
+]

@@ -1,0 +1,452 @@
+"""Microsoft.Network: NICs, subnets, NSGs and their rules (etags, locks, conflicts), service tags.
+
+Write semantics copied from real NRP behaviour (docs/armsim.md, arm-fault-semantics):
+- a rule write or delete holds the NSG until its operation ends; a second writer meanwhile gets
+  429 RetryableError / RetryableErrorDueToAnotherOperation with Retry-After;
+- two rules may not share priority and direction: 400 SecurityRuleConflict;
+- If-Match / If-None-Match are checked against weak etags: 412 PreconditionFailed;
+- a failed or superseded (Canceled) write is rolled back: clients must re-read to know.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from .arm import ArmError, Request, Response, new_etag, not_found
+from .netpolicy import DEFAULT_RULES, first_match
+from .routing import Route
+
+if TYPE_CHECKING:
+    from .compute import VM
+    from .sim import Simulator
+
+__all__ = ["NIC", "NSG", "ROUTES", "NetworkModel", "Subnet"]
+
+
+@dataclass
+class NSG:
+    """A network security group with its custom rules (REST JSON, keyed by lower-case name)."""
+
+    name: str
+    group: str
+    subscription: str
+    location: str
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    etag: str = field(default_factory=new_etag)
+    guid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    writer: str | None = None  # the operation holding the NSG
+
+    @property
+    def id(self) -> str:
+        """The ARM resource id."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.group}"
+                f"/providers/Microsoft.Network/networkSecurityGroups/{self.name}")
+
+
+@dataclass
+class Subnet:
+    """A subnet of a virtual network, optionally with an NSG."""
+
+    vnet: str
+    name: str
+    group: str
+    subscription: str
+    prefix: str
+    nsg_id: str | None = None
+    etag: str = field(default_factory=new_etag)
+
+    @property
+    def id(self) -> str:
+        """The ARM resource id."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.group}"
+                f"/providers/Microsoft.Network/virtualNetworks/{self.vnet}/subnets/{self.name}")
+
+
+@dataclass
+class NIC:
+    """A network interface: private IP, subnet, optional NSG, owning VM."""
+
+    name: str
+    group: str
+    subscription: str
+    location: str
+    private_ip: str
+    subnet_id: str
+    nsg_id: str | None = None
+    vm_id: str | None = None
+    etag: str = field(default_factory=new_etag)
+
+    @property
+    def id(self) -> str:
+        """The ARM resource id."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.group}"
+                f"/providers/Microsoft.Network/networkInterfaces/{self.name}")
+
+
+def _load_tags() -> dict[str, Any]:
+    return json.loads(resources.files("armsim").joinpath("data/service-tags.json").read_text())
+
+
+class NetworkModel:
+    """Every NIC, subnet and NSG of one simulator, and the rules for changing them."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.nsgs: dict[str, NSG] = {}
+        self.subnets: dict[str, Subnet] = {}
+        self.nics: dict[str, NIC] = {}
+        self.tag_data = _load_tags()
+        self.tags = {v["name"]: v["addressPrefixes"] for v in self.tag_data["values"]}
+
+    def add(self, obj: NSG | Subnet | NIC) -> Any:
+        """Register a network resource under its lower-case id."""
+        table = {NSG: self.nsgs, Subnet: self.subnets, NIC: self.nics}[type(obj)]
+        table[obj.id.lower()] = obj
+        return obj
+
+    def _find(self, table: dict[str, Any], rid: str, kind: str, name: str, group: str) -> Any:
+        obj = table.get(rid.lower())
+        if obj is None:
+            raise not_found(kind, name, group)
+        return obj
+
+    def nsg(self, p: dict[str, str]) -> NSG:
+        """The NSG named by route params, or 404."""
+        rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+               f"/providers/Microsoft.Network/networkSecurityGroups/{p['networkSecurityGroupName']}")
+        return self._find(self.nsgs, rid, "Microsoft.Network/networkSecurityGroups",
+                          p["networkSecurityGroupName"], p["resourceGroupName"])
+
+    # --- views -------------------------------------------------------------------------------
+    def rule_json(self, nsg: NSG, rule: dict[str, Any], *, default: bool = False) -> dict[str, Any]:
+        """A security rule as ARM returns it."""
+        kind = "defaultSecurityRules" if default else "securityRules"
+        out = copy.deepcopy(rule)
+        out["id"] = f"{nsg.id}/{kind}/{rule['name']}"
+        out["type"] = f"Microsoft.Network/networkSecurityGroups/{kind}"
+        out.setdefault("etag", nsg.etag)
+        out["properties"].setdefault("provisioningState", "Succeeded")
+        return out
+
+    def nsg_json(self, nsg: NSG) -> dict[str, Any]:
+        """An NSG as ARM returns it, with its rules, default rules and associations."""
+        return {
+            "id": nsg.id, "name": nsg.name, "type": "Microsoft.Network/networkSecurityGroups",
+            "location": nsg.location, "etag": nsg.etag,
+            "properties": {
+                "securityRules": [self.rule_json(nsg, r) for r in sorted(
+                    nsg.rules.values(), key=lambda r: (r["properties"]["direction"], r["properties"]["priority"]))],
+                "defaultSecurityRules": [self.rule_json(nsg, r, default=True) for r in DEFAULT_RULES],
+                "networkInterfaces": [{"id": n.id} for n in self.nics.values() if n.nsg_id and n.nsg_id.lower() == nsg.id.lower()],
+                "subnets": [{"id": s.id} for s in self.subnets.values() if s.nsg_id and s.nsg_id.lower() == nsg.id.lower()],
+                "resourceGuid": nsg.guid,
+                "provisioningState": "Updating" if nsg.writer else "Succeeded",
+            },
+        }
+
+    def nic_json(self, nic: NIC) -> dict[str, Any]:
+        """A network interface as ARM returns it."""
+        props: dict[str, Any] = {
+            "ipConfigurations": [{
+                "name": "ipconfig1", "id": f"{nic.id}/ipConfigurations/ipconfig1", "etag": nic.etag,
+                "type": "Microsoft.Network/networkInterfaces/ipConfigurations",
+                "properties": {"privateIPAddress": nic.private_ip, "privateIPAllocationMethod": "Dynamic",
+                               "privateIPAddressVersion": "IPv4", "subnet": {"id": nic.subnet_id}, "primary": True,
+                               "provisioningState": "Succeeded"}}],
+            "dnsSettings": {"dnsServers": [], "appliedDnsServers": [], "internalDomainNameSuffix":
+                            f"{uuid.uuid5(uuid.NAMESPACE_URL, nic.subnet_id).hex[:26]}.bx.internal.cloudapp.net"},
+            "macAddress": "00-0D-3A-1B-C7-21", "enableAcceleratedNetworking": False, "enableIPForwarding": False,
+            "disableTcpStateTracking": False, "vnetEncryptionSupported": False,
+            "primary": True, "provisioningState": "Succeeded", "resourceGuid": str(uuid.uuid5(uuid.NAMESPACE_URL, nic.id)),
+        }
+        if nic.nsg_id:
+            props["networkSecurityGroup"] = {"id": nic.nsg_id}
+        if nic.vm_id:
+            props["virtualMachine"] = {"id": nic.vm_id}
+        return {"id": nic.id, "name": nic.name, "type": "Microsoft.Network/networkInterfaces",
+                "location": nic.location, "etag": nic.etag, "properties": props}
+
+    def subnet_json(self, sn: Subnet) -> dict[str, Any]:
+        """A subnet as ARM returns it."""
+        props: dict[str, Any] = {"addressPrefix": sn.prefix, "provisioningState": "Succeeded",
+                                 "privateEndpointNetworkPolicies": "Disabled",
+                                 "privateLinkServiceNetworkPolicies": "Enabled", "delegations": [],
+                                 "ipConfigurations": [{"id": f"{n.id}/ipConfigurations/ipconfig1"}
+                                                      for n in self.nics.values() if n.subnet_id.lower() == sn.id.lower()]}
+        if sn.nsg_id:
+            props["networkSecurityGroup"] = {"id": sn.nsg_id}
+        return {"id": sn.id, "name": sn.name, "etag": sn.etag, "type": "Microsoft.Network/virtualNetworks/subnets",
+                "properties": props}
+
+    # --- reachability ------------------------------------------------------------------------
+    def nsgs_for(self, vm: VM) -> list[tuple[NSG, str, NIC]]:
+        """The NSGs a VM's outbound traffic crosses, in Azure's order: NIC first, then subnet."""
+        out: list[tuple[NSG, str, NIC]] = []
+        for nic_id in vm.nic_ids:
+            nic = self.nics.get(nic_id.lower())
+            if nic is None:
+                continue
+            if nic.nsg_id and nic.nsg_id.lower() in self.nsgs:
+                out.append((self.nsgs[nic.nsg_id.lower()], "networkInterface", nic))
+            sn = self.subnets.get(nic.subnet_id.lower())
+            if sn and sn.nsg_id and sn.nsg_id.lower() in self.nsgs:
+                out.append((self.nsgs[sn.nsg_id.lower()], "subnet", nic))
+        return out
+
+    def storage_blocked(self, vm: VM, port: int = 443) -> str | None:
+        """Why the VM cannot reach every Storage.<region> prefix on TCP `port`, or None when it can."""
+        import ipaddress
+
+        region_tag = next((t for t in self.tags if t.lower() == f"storage.{vm.location.lower()}"), None)
+        prefixes = self.tags.get(region_tag or "", [])
+        for nsg, scope, nic in self.nsgs_for(vm):
+            for prefix in prefixes:
+                net = ipaddress.ip_network(prefix)
+                for probe in (net.network_address + 1, net.broadcast_address - 1):
+                    rule = first_match(nsg.rules.values(), direction="Outbound", protocol="Tcp",
+                                       src_ip=nic.private_ip, dst_ip=str(probe), dst_port=port, tags=self.tags)
+                    if rule["properties"]["access"] == "Deny":
+                        return (f"{scope} NSG {nsg.name} rule {rule['name']} "
+                                f"(priority {rule['properties']['priority']}) denies TCP {port} to {probe}")
+        return None
+
+
+# --- handlers --------------------------------------------------------------------------------
+def _nsg_get(sim: Simulator, r: Request) -> Response:
+    return Response(200, sim.network.nsg_json(sim.network.nsg(r.params)))
+
+
+def _rule_list(sim: Simulator, r: Request) -> Response:
+    nsg = sim.network.nsg(r.params)
+    return Response(200, {"value": sim.network.nsg_json(nsg)["properties"]["securityRules"]})
+
+
+def _rule_get(sim: Simulator, r: Request) -> Response:
+    nsg = sim.network.nsg(r.params)
+    rule = nsg.rules.get(r.params["securityRuleName"].lower())
+    if rule is None:
+        raise not_found("Microsoft.Network/networkSecurityGroups/securityRules",
+                        f"{nsg.name}/{r.params['securityRuleName']}", nsg.group)
+    return Response(200, sim.network.rule_json(nsg, rule))
+
+
+def _check_lock(nsg: NSG, operation: str) -> None:
+    if nsg.writer is not None:
+        raise ArmError(
+            429, "RetryableError", "A retryable error occurred.",
+            details=[{"code": "RetryableErrorDueToAnotherOperation",
+                      "message": f"Operation {operation} is blocked: operation {nsg.writer} is updating resource "
+                                 f"{nsg.id}. The call can be retried in 1 seconds."}],
+            headers={"Retry-After": "1"})
+
+
+def _check_preconditions(r: Request, current: dict[str, Any] | None, default_etag: str | None = None) -> None:
+    if_match, if_none = r.header("If-Match"), r.header("If-None-Match")
+    etag = current.get("etag", default_etag) if current else None  # as rule_json shows it
+    if if_match is not None and (current is None or (if_match != "*" and if_match != etag)):
+        raise ArmError(412, "PreconditionFailed", "Precondition failed.",
+                       details=[{"code": "PreconditionFailedEtagMismatch",
+                                 "message": f"Etag provided in if-match header {if_match} does not match etag "
+                                            f"{etag} of resource in NRP data store."}])
+    if if_none == "*" and current is not None:
+        raise ArmError(412, "PreconditionFailed", "Precondition failed: the resource already exists.")
+
+
+_REQUIRED = ("protocol", "access", "direction", "priority")
+_PROTOCOLS = {"tcp": "Tcp", "udp": "Udp", "icmp": "Icmp", "esp": "Esp", "ah": "Ah", "*": "*"}
+
+
+def _validate_rule(name: str, props: Any) -> dict[str, Any]:
+    if not isinstance(props, dict):
+        raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request: 'properties' is required.")
+    missing = [k for k in _REQUIRED if props.get(k) in (None, "")]
+    if missing:
+        raise ArmError(400, "InvalidRequestFormat", f"Security rule {name}: missing {', '.join(missing)}.")
+    prio = props["priority"]
+    if not isinstance(prio, int) or not 100 <= prio <= 4096:
+        raise ArmError(400, "SecurityRuleInvalidPriority",
+                       f"Security rule {name} has invalid Priority. Value provided: {prio}. "
+                       "Allowed values are from 100 to 4096.")
+    if str(props["protocol"]).lower() not in _PROTOCOLS:
+        raise ArmError(400, "SecurityRuleInvalidProtocol", f"Security rule {name} has invalid Protocol.")
+    for single, plural in (("sourceAddressPrefix", "sourceAddressPrefixes"),
+                           ("destinationAddressPrefix", "destinationAddressPrefixes"),
+                           ("destinationPortRange", "destinationPortRanges")):
+        if not props.get(single) and not props.get(plural):
+            raise ArmError(400, "SecurityRuleParameterMissing",
+                           f"Security rule {name} must specify {single} or {plural}.")
+    clean = {k: v for k, v in props.items() if k not in ("provisioningState",)}
+    clean["protocol"] = _PROTOCOLS[str(props["protocol"]).lower()]
+    clean.setdefault("sourcePortRange", "*")
+    for k in ("sourceAddressPrefixes", "destinationAddressPrefixes", "sourcePortRanges", "destinationPortRanges"):
+        clean.setdefault(k, [])
+    return clean
+
+
+def _rule_put(sim: Simulator, r: Request) -> Response:
+    nsg = sim.network.nsg(r.params)
+    name = r.params["securityRuleName"]
+    key = name.lower()
+    _check_lock(nsg, "PutSecurityRuleOperation")
+    current = nsg.rules.get(key)
+    _check_preconditions(r, current, nsg.etag)
+    body = r.body if isinstance(r.body, dict) else {}
+    props = _validate_rule(name, body.get("properties"))
+    for other in nsg.rules.values():
+        op = other["properties"]
+        if (other["name"].lower() != key and op["priority"] == props["priority"]
+                and op["direction"].lower() == props["direction"].lower()):
+            raise ArmError(400, "SecurityRuleConflict",
+                           f"Security rule {name} conflicts with rule {other['name']}. "
+                           "Rules cannot have the same Priority and Direction.")
+    previous = copy.deepcopy(current)
+    rule = {"name": name, "etag": new_etag(), "properties": {**props, "provisioningState": "Updating"}}
+    nsg.rules[key] = rule
+    op_id = str(uuid.uuid4())
+    nsg.writer = f"PutSecurityRuleOperation ({op_id})"
+
+    def apply() -> None:
+        rule["properties"]["provisioningState"] = "Succeeded"
+        nsg.etag = new_etag()
+
+    def release() -> None:
+        nsg.writer = None
+        if rule["properties"]["provisioningState"] != "Succeeded":  # failed or superseded: roll back
+            if previous is None:
+                nsg.rules.pop(key, None)
+            else:
+                nsg.rules[key] = previous
+
+    op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, apply=apply, release=release,
+                             result=lambda: sim.network.rule_json(nsg, rule))
+    status = 200 if current is not None else 201
+    resp = sim.accepted(r, op, "Microsoft.Network", status=status, body=sim.network.rule_json(nsg, rule),
+                        location=False)
+    return resp
+
+
+def _rule_delete(sim: Simulator, r: Request) -> Response:
+    nsg = sim.network.nsg(r.params)
+    key = r.params["securityRuleName"].lower()
+    if key not in nsg.rules:
+        return Response(204)
+    _check_lock(nsg, "DeleteSecurityRuleOperation")
+    _check_preconditions(r, nsg.rules[key], nsg.etag)
+    nsg.writer = "DeleteSecurityRuleOperation"
+
+    def apply() -> None:
+        nsg.rules.pop(key, None)
+        nsg.etag = new_etag()
+
+    def release() -> None:
+        nsg.writer = None
+
+    op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, apply=apply, release=release)
+    return sim.accepted(r, op, "Microsoft.Network")
+
+
+def _nic_get(sim: Simulator, r: Request) -> Response:
+    p = r.params
+    rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+           f"/providers/Microsoft.Network/networkInterfaces/{p['networkInterfaceName']}")
+    nic = sim.network._find(sim.network.nics, rid, "Microsoft.Network/networkInterfaces",
+                            p["networkInterfaceName"], p["resourceGroupName"])
+    return Response(200, sim.network.nic_json(nic))
+
+
+def _subnet_get(sim: Simulator, r: Request) -> Response:
+    p = r.params
+    rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+           f"/providers/Microsoft.Network/virtualNetworks/{p['virtualNetworkName']}/subnets/{p['subnetName']}")
+    sn = sim.network._find(sim.network.subnets, rid, "Microsoft.Network/virtualNetworks/subnets",
+                           f"{p['virtualNetworkName']}/{p['subnetName']}", p["resourceGroupName"])
+    return Response(200, sim.network.subnet_json(sn))
+
+
+def _service_tags(sim: Simulator, r: Request) -> Response:
+    sub, loc = r.params["subscriptionId"], r.params["location"]
+    data = sim.network.tag_data
+    return Response(200, {
+        "name": "public", "id": f"/subscriptions/{sub}/providers/Microsoft.Network/serviceTags/public",
+        "type": "Microsoft.Network/serviceTags", "changeNumber": data["changeNumber"], "cloud": data["cloud"],
+        "values": [{"name": v["name"], "id": v["name"], "properties": {
+            "changeNumber": "1", "region": v["region"], "systemService": v["systemService"],
+            "addressPrefixes": v["addressPrefixes"]}} for v in data["values"]],
+    })
+
+
+def _effective_rule(nsg: NSG, rule: dict[str, Any], default: bool, tags: dict[str, list[str]]) -> dict[str, Any]:
+    p = rule["properties"]
+    kind = "defaultSecurityRules" if default else "securityRules"
+
+    def ports(single: str, plural: str) -> list[str]:
+        vals = list(p.get(plural) or []) + ([p[single]] if p.get(single) else [])
+        return ["0-65535" if v == "*" else (v if "-" in v else f"{v}-{v}") for v in vals]
+
+    out: dict[str, Any] = {"name": f"{kind}/{rule['name']}",
+                           "protocol": "All" if p["protocol"] == "*" else p["protocol"],
+                           "access": p["access"], "priority": p["priority"], "direction": p["direction"]}
+    for single, plural in (("sourcePortRange", "sourcePortRanges"), ("destinationPortRange", "destinationPortRanges")):
+        vals = ports(single, plural)
+        out[single if len(vals) == 1 else plural] = vals[0] if len(vals) == 1 else vals
+    for single, plural in (("sourceAddressPrefix", "sourceAddressPrefixes"),
+                           ("destinationAddressPrefix", "destinationAddressPrefixes")):
+        vals = ["0.0.0.0/0" if v == "*" else v for v in list(p.get(plural) or []) + ([p[single]] if p.get(single) else [])]
+        out[single if len(vals) == 1 else plural] = vals[0] if len(vals) == 1 else vals
+        expanded = [x for v in vals for t, pre in tags.items() if t.lower() == v.lower() for x in pre]
+        if expanded:
+            out["expanded" + single[0].upper() + single[1:]] = expanded
+    return out
+
+
+def _effective_nsgs(sim: Simulator, r: Request) -> Response:
+    p = r.params
+    rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+           f"/providers/Microsoft.Network/networkInterfaces/{p['networkInterfaceName']}")
+    net = sim.network
+    nic = net._find(net.nics, rid, "Microsoft.Network/networkInterfaces", p["networkInterfaceName"],
+                    p["resourceGroupName"])
+    vm = sim.compute.by_id(nic.vm_id or "")
+    if vm is None or vm.power != "running":
+        raise ArmError(400, "VirtualMachineNotRunning",
+                       "Effective security rules can be retrieved only when the virtual machine is running.")
+    value = []
+    for nsg, scope, owner in net.nsgs_for(vm):
+        if owner.id.lower() != nic.id.lower():
+            continue
+        assoc = {"networkInterface": {"id": nic.id}} if scope == "networkInterface" else {"subnet": {"id": nic.subnet_id}}
+        rules = [_effective_rule(nsg, x, False, net.tags) for x in nsg.rules.values()]
+        rules += [_effective_rule(nsg, x, True, net.tags) for x in DEFAULT_RULES]
+        value.append({"networkSecurityGroup": {"id": nsg.id}, "association": assoc,
+                      "effectiveSecurityRules": rules})
+    return Response(200, {"value": value})
+
+
+_RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
+_NSG = _RG + "/networkSecurityGroups/{networkSecurityGroupName}"
+_API = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31"}
+
+ROUTES = [
+    Route("GET", _NSG, _nsg_get, "NetworkSecurityGroups_Get", resource_type="networkSecurityGroups", **_API),
+    Route("GET", _NSG + "/securityRules", _rule_list, "SecurityRules_List",
+          resource_type="networkSecurityGroups/securityRules", **_API),
+    Route("GET", _NSG + "/securityRules/{securityRuleName}", _rule_get, "SecurityRules_Get",
+          resource_type="networkSecurityGroups/securityRules", **_API),
+    Route("PUT", _NSG + "/securityRules/{securityRuleName}", _rule_put, "SecurityRules_CreateOrUpdate",
+          mutating=True, resource_type="networkSecurityGroups/securityRules", **_API),
+    Route("DELETE", _NSG + "/securityRules/{securityRuleName}", _rule_delete, "SecurityRules_Delete",
+          mutating=True, resource_type="networkSecurityGroups/securityRules", **_API),
+    Route("GET", _RG + "/networkInterfaces/{networkInterfaceName}", _nic_get, "NetworkInterfaces_Get",
+          resource_type="networkInterfaces", **_API),
+    Route("POST", _RG + "/networkInterfaces/{networkInterfaceName}/effectiveNetworkSecurityGroups", _effective_nsgs,
+          "NetworkInterfaces_ListEffectiveNetworkSecurityGroups", resource_type="networkInterfaces", **_API),
+    Route("GET", _RG + "/virtualNetworks/{virtualNetworkName}/subnets/{subnetName}", _subnet_get, "Subnets_Get",
+          resource_type="virtualNetworks/subnets", **_API),
+    Route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Network/locations/{location}/serviceTags",
+          _service_tags, "ServiceTags_List", resource_type="locations/serviceTags", **_API),
+]

@@ -1,0 +1,121 @@
+"""Named scenarios: the fleets a simulator starts with (`demo` is the README's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from .automation import Account
+from .backup import Vault
+from .compute import BACKUP_PUBLISHER, VM, Extension
+from .guest import Guest, Service
+from .network import NIC, NSG, Subnet
+
+if TYPE_CHECKING:
+    from .sim import Simulator
+
+__all__ = ["DEMO_SUBSCRIPTION", "SCENARIOS", "load"]
+
+DEMO_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+RG = "rg-demo"
+REGION = "eastus"
+
+
+def _deny_internet_443(name: str = "deny-internet-443", priority: int = 200) -> dict[str, object]:
+    return {"name": name, "properties": {
+        "description": "Block outbound HTTPS to the internet", "protocol": "Tcp", "sourcePortRange": "*",
+        "destinationPortRange": "443", "sourceAddressPrefix": "*", "destinationAddressPrefix": "Internet",
+        "access": "Deny", "priority": priority, "direction": "Outbound", "sourceAddressPrefixes": [],
+        "destinationAddressPrefixes": [], "sourcePortRanges": [], "destinationPortRanges": []}}
+
+
+def _allow_ssh_in() -> dict[str, object]:
+    return {"name": "allow-ssh-from-corp", "properties": {
+        "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": "22",
+        "sourceAddressPrefix": "203.0.113.0/24", "destinationAddressPrefix": "*", "access": "Allow",
+        "priority": 300, "direction": "Inbound", "sourceAddressPrefixes": [], "destinationAddressPrefixes": [],
+        "sourcePortRanges": [], "destinationPortRanges": []}}
+
+
+def _ubuntu(version: str = "22.04", agent: str = "2.9.1.1") -> Guest:
+    return Guest("Linux", f"Ubuntu {version} LTS", distro="ubuntu", distro_version=version,
+                 agent_service="walinuxagent", agent_version=agent, repo_agent_version="2.9.1.1")
+
+
+def _windows(name: str, **kw: object) -> Guest:
+    g = Guest("Windows", name, distro="windows", distro_version="10.0", agent_service="WindowsAzureGuestAgent",
+              agent_version="2.7.41491.1102", **kw)  # type: ignore[arg-type]
+    g.services["iaasvmprovider"] = Service("iaasvmprovider", "Automatic", True)
+    g.services["windowsazureguestagent"] = Service("WindowsAzureGuestAgent", "Automatic", True)
+    return g
+
+
+def _snapshot_ext(linux: bool, state: str = "Succeeded") -> Extension:
+    name = "VMSnapshotLinux" if linux else "VMSnapshot"
+    return Extension(name, BACKUP_PUBLISHER, name, "1.0.9" if linux else "1.0.75", state,
+                     "Extension operation failed: handler not responding" if state == "Failed" else "")
+
+
+def demo(sim: Simulator) -> None:
+    """The nine-VM demo fleet of issue #2, each broken VM with one failed backup job."""
+    net, comp, bk = sim.network, sim.compute, sim.backup
+    sub = DEMO_SUBSCRIPTION
+    nsg_app = net.add(NSG("nsg-app", RG, sub, REGION, rules={"allow-ssh-from-corp": _allow_ssh_in()}))
+    nsg_blocked = net.add(NSG("nsg-blocked", RG, sub, REGION, rules={"deny-internet-443": _deny_internet_443()}))
+    nsg_locked_subnet = net.add(NSG("nsg-locked-subnet", RG, sub, REGION,
+                                    rules={"deny-https-out": _deny_internet_443("deny-https-out", 250)}))
+    sn_default = net.add(Subnet("vnet-demo", "default", RG, sub, "10.0.0.0/24", nsg_app.id))
+    sn_locked = net.add(Subnet("vnet-demo", "locked", RG, sub, "10.0.1.0/24", nsg_locked_subnet.id))
+    vault = bk.add_vault(Vault("rsv-demo", RG, sub, REGION))
+    account = sim.automation.add(Account("aa-backup-runbooks", RG, sub))
+    account.runbooks.update({"fix_backup_failure", "preview_change_window", "fan_out"})
+
+    specs: list[tuple[str, Guest, Subnet, NSG | None, str | None]] = [
+        ("vm-healthy", _ubuntu(), sn_default, None, None),
+        ("vm-nsg-blocked", _ubuntu(), sn_default, nsg_blocked, "ExtensionSnapshotFailedNoNetwork"),
+        ("vm-subnet-blocked", _ubuntu(), sn_locked, None, "ExtensionSnapshotFailedNoNetwork"),
+        ("vm-win-agent-hung", _windows("Windows Server 2019 Datacenter", agent_hung=True), sn_default, None,
+         "GuestAgentSnapshotTaskStatusError"),
+        ("vm-linux-agent-old", Guest("Linux", "Red Hat Enterprise Linux 8.8", distro="rhel", distro_version="8.8",
+                                     agent_service="waagent", agent_version="2.2.10", repo_agent_version="2.7.0.6"),
+         sn_default, None, "UserErrorGuestAgentStatusUnavailable"),
+        ("vm-sql-vss", _windows("Windows Server 2019 Datacenter", sql_server=True), sn_default, None,
+         "ExtensionOperationFailedForManagedDisks"),
+        ("vm-rdp-shutdown", _windows("Windows Server 2016 Datacenter", shut_down_inside=True), sn_default, None,
+         "UserErrorGuestAgentStatusUnavailable"),
+        ("vm-ext-failed", _ubuntu("20.04"), sn_default, None, "ExtensionOperationFailedForManagedDisks"),
+        ("vm-win-provider-disabled", _windows("Windows Server 2022 Datacenter"), sn_default, None,
+         "BackUpOperationFailed"),
+    ]
+    seeded = datetime.now(timezone.utc) - timedelta(hours=3)
+    for i, (name, guest, subnet, nic_nsg, error) in enumerate(specs):
+        nic = net.add(NIC(f"{name}-nic", RG, sub, REGION, f"{subnet.prefix.rsplit('.', 1)[0]}.{10 + i}", subnet.id,
+                          nic_nsg.id if nic_nsg else None))
+        vm = comp.add(VM(name, RG, sub, REGION, guest, [nic.id]))
+        nic.vm_id = vm.id
+        linux = guest.os_type == "Linux"
+        vm.extensions[("vmsnapshotlinux" if linux else "vmsnapshot")] = _snapshot_ext(
+            linux, "Failed" if name == "vm-ext-failed" else "Succeeded")
+        if name == "vm-win-provider-disabled":
+            guest.services["iaasvmprovider"].start_type = "Disabled"
+            guest.services["iaasvmprovider"].running = False
+        item = bk.protect(vault, vm)
+        bk.start_job(vault, item, error=None, user=False, when=seeded - timedelta(days=1), finished=True)
+        if error:
+            assert bk.verdict(vm) == error, f"demo seed drifted: {name} would fail with {bk.verdict(vm)}"
+            bk.start_job(vault, item, error=error, user=False, when=seeded + timedelta(minutes=i), finished=True)
+
+
+def empty(sim: Simulator) -> None:
+    """No resources at all."""
+
+
+SCENARIOS: dict[str, Callable[[Simulator], None]] = {"demo": demo, "empty": empty}
+
+
+def load(sim: Simulator, name: str) -> None:
+    """Populate a fresh simulator with a named scenario."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    SCENARIOS[name](sim)

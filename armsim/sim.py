@@ -1,0 +1,151 @@
+"""The simulator: one instance holds every provider's state, the clock, faults, operations and the log."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import automation, backup, compute, network
+from .arm import ArmError, Request, Response, check_api_version
+from .faults import FaultBook
+from .lro import Operation, Operations
+from .routing import Route, Router
+
+__all__ = ["Settings", "Simulator"]
+
+
+@dataclass
+class Settings:
+    """Timing knobs: how many status polls (or seconds) an operation or backup job takes."""
+
+    lro_polls: int = 1
+    lro_seconds: float = 0.0
+    backup_job_polls: int = 2
+    backup_job_seconds: float = 0.0
+    nsg_write_polls: int = 1
+    latency: float = 0.0
+    lro_retry_after: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Simulator:
+    """A stateful ARM: providers' models, a router over their routes, and the request log."""
+
+    def __init__(self, scenario: str = "demo", *, clock: Callable[[], float] | None = None,
+                 settings: Settings | None = None) -> None:
+        self.clock = clock or time.monotonic
+        self.lock = threading.RLock()
+        self.faults = FaultBook()
+        self.settings = settings or Settings()
+        self.router = Router(self._routes())
+        self.scenario_name = scenario
+        self._log: list[dict[str, Any]] = []
+        self.reset(scenario)
+
+    # --- state -------------------------------------------------------------------------------
+    def reset(self, scenario: str | None = None) -> None:
+        """Restore a named scenario (default: the current one); clears operations, log stays."""
+        from .scenarios import load
+
+        with self.lock:
+            self.scenario_name = scenario or self.scenario_name
+            self.ops = Operations(self.clock)
+            self.compute = compute.ComputeModel(self)
+            self.network = network.NetworkModel(self)
+            self.backup = backup.BackupModel(self)
+            self.automation = automation.AutomationModel(self)
+            load(self, self.scenario_name)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """A copy of the request log."""
+        with self.lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        with self.lock:
+            self._log.clear()
+
+    def record(self, method: str, path: str, status: int, mutating: bool, operation: str | None) -> None:
+        """Append one entry to the request log."""
+        with self.lock:
+            self._log.append({"method": method, "path": path, "status": status,
+                              "mutating": mutating, "operation": operation})
+
+    # --- long-running operations -------------------------------------------------------------
+    def start_operation(self, request: Request, *, polls: int | None = None, **kw: Any) -> Operation:
+        """Accept an LRO for `request`, honouring any armed lro_failed / lro_canceled switch."""
+        fault = request.params.get("_lro_fault")
+        if fault == "lro_failed":
+            kw["fail"] = ArmError(500, "InternalOperationError",
+                                  "The operation failed with an internal error (injected by armsim).")
+        elif fault == "lro_canceled":
+            kw["cancel"] = ArmError(
+                409, "Canceled", "Operation was canceled.",
+                details=[{"code": "CanceledAndSupersededDueToAnotherOperation",
+                          "message": "Operation was canceled and superseded by another operation."}])
+        if polls is None:
+            polls = self.settings.lro_polls
+        return self.ops.start(polls=polls, seconds=kw.pop("seconds", self.settings.lro_seconds), **kw)
+
+    def accepted(self, request: Request, op: Operation, provider: str, *, status: int = 202,
+                 body: Any = None, location: bool = True) -> Response:
+        """The 201/202 answer for an accepted operation, with Azure-AsyncOperation and Location."""
+        sub = request.params.get("subscriptionId", "00000000-0000-0000-0000-000000000000")
+        base = request.headers.get("_base_url", "")
+        api = request.query.get("api-version", "")
+        root = f"{base}/subscriptions/{sub}/providers/{provider}/locations/eastus"
+        headers = {"Azure-AsyncOperation": f"{root}/operations/{op.id}?api-version={api}"}
+        if location:
+            headers["Location"] = f"{root}/operationResults/{op.id}?api-version={api}"
+        if self.settings.lro_retry_after is not None:
+            headers["Retry-After"] = str(self.settings.lro_retry_after)
+        return Response(status, body, headers)
+
+    def _op_status(self, request: Request) -> Response:
+        op = self.ops.get(request.params["operationId"])
+        if op is None:
+            raise ArmError(404, "OperationNotFound", f"Operation {request.params['operationId']} not found.")
+        return Response(200, op.body())
+
+    def _op_result(self, request: Request) -> Response:
+        op = self.ops.get(request.params["operationId"])
+        if op is None:
+            raise ArmError(404, "OperationNotFound", f"Operation {request.params['operationId']} not found.")
+        if op.status == "InProgress":
+            return Response(202, None, {"Location": request.headers.get("_url", "")})
+        if op.status != "Succeeded":
+            err = op.error or {"code": "OperationFailed", "message": "The operation failed."}
+            raise ArmError(400 if op.status == "Failed" else 409, err["code"], err["message"])
+        return Response(200, op.outcome) if op.outcome is not None else Response(204)
+
+    # --- dispatch ----------------------------------------------------------------------------
+    def _routes(self) -> list[Route]:
+        ops: list[Route] = []
+        for prov in ("Microsoft.Compute", "Microsoft.Network"):
+            base = f"/subscriptions/{{subscriptionId}}/providers/{prov}/locations/{{location}}"
+            ops.append(Route("GET", base + "/operations/{operationId}", Simulator._op_status,
+                             f"{prov}/operations/read"))
+            ops.append(Route("GET", base + "/operationResults/{operationId}", Simulator._op_result,
+                             f"{prov}/operationResults/read"))
+        return [*compute.ROUTES, *network.ROUTES, *backup.ROUTES, *automation.ROUTES, *ops]
+
+    def serve(self, request: Request, route: Route) -> Response:
+        """Run one matched request under the state lock; ARM errors become their envelopes."""
+        with self.lock:
+            self.ops.tick()
+            try:
+                check_api_version(request.query, oldest=route.oldest_api, newest=route.newest_api,
+                                  resource_type=route.resource_type or route.operation)
+                return route.handler(self, request)
+            except ArmError as e:
+                return Response(e.status, e.body(), dict(e.headers))
+
+
+def correlation_id() -> str:
+    """A fresh x-ms-correlation-request-id."""
+    return str(uuid.uuid4())

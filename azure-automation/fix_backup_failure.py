@@ -1,0 +1,69 @@
+"""Azure Automation runbook (Python 3.10): fix the VM(s) an Azure Backup failure alert names, then prove it.
+
+    python3 fix_backup_failure.py <alert JSON | WebhookData JSON | VM resource ID | JSON list of VM IDs>
+                                  [mode=apply|dry-run] [allow_disruptive=true|false] [client_id=<guid>] [...]
+
+The default mode is dry-run. A Resolved alert, or one that is not about a VM backup job, is logged and
+ignored (exit 0); data that is not readable exits 2. Exit 1 when a remediation failed, 3 when a manual or
+withheld step remains. See README.md in this folder for every setting and accepted input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from remediations.errors import BadInput
+from runbooks import automation as aa
+from runbooks import render
+
+SCRIPT = "fix_backup_failure"
+
+
+def main(argv: list[str]) -> int:
+    """Parse, authenticate, fix each VM with the engine, report."""
+    out = aa.Output(SCRIPT)
+    return out.guard(lambda: _run(argv, out))
+
+
+def _run(argv: list[str], out: aa.Output) -> int:
+    data, given = aa.parse_argv(argv, SCRIPT)
+    s = aa.resolve(SCRIPT, given)
+    out.mode = s.mode
+    if data is None:
+        raise BadInput("no data: pass the alert (or WebhookData) JSON or a VM resource ID as the first parameter")
+    trigger = aa.read_trigger(data)
+    if trigger.ignored:
+        out.say(f"ignored: {trigger.ignored}")
+        return out.finish("ignored", 0, reason=trigger.ignored)
+    names = ", ".join(t.name for t in trigger.targets)
+    out.say(f"{SCRIPT}: {names} from {trigger.source}; mode {s.mode}"
+            + ("; disruptive steps allowed" if s.allow_disruptive else "; disruptive steps withheld"))
+    error = s.error
+    alert = trigger.alert
+    reports = []
+    for t in trigger.targets:
+        azure = aa.connect(s, t.subscription, read_only=s.dry_run)
+        if error is None and alert and alert.job_id and alert.vault_id and len(trigger.targets) == 1:
+            vault_sub, group, vault = aa.resource_parts(alert.vault_id)
+            try:
+                reader = azure if vault_sub.lower() == t.subscription else aa.connect(s, vault_sub, read_only=True)
+                info, operation = aa.read_job(reader, vault, group, alert.job_id)
+            except Exception as e:
+                out.say(f"{t.name}: could not read job {alert.job_id} ({type(e).__name__}); "
+                        "using the VM's latest failed backup job")
+            else:
+                if operation and operation.lower() != "backup":
+                    out.say(f"ignored: job {alert.job_id} is a {operation} job, not a backup")
+                    return out.finish("ignored", 0, reason=f"job {alert.job_id} is a {operation} job")
+                error = info.error_title or (str(info.error_code) if info.error_code is not None else None)
+                out.say(f"{t.name}: job {alert.job_id} {info.status} with {error or 'no recorded error'}")
+        reports.append(aa.fix_one(azure, t, s, error=error, dry_run=s.dry_run, say=out.say))
+    for r in reports:
+        out.say("")
+        out.lines(render.report_text(r, render.Style(False)))
+    status, code = aa.overall(reports, dry_run=s.dry_run)
+    return out.finish(status, code, [aa.vm_entry(r) for r in reports], source=trigger.source)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

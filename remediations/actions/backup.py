@@ -1,0 +1,282 @@
+"""trigger-backup: take an on-demand backup of a VM (the proof that a fix worked), and optionally follow its job.
+
+Wanted state: the VM's latest backup succeeded, or one is in progress. The plan reads where the VM
+is protected (backupStatus), the protected item (last backup status and time) and the vault's
+backup jobs of the last 24 h, and triggers a backup only when the latest one failed (or `force`),
+none is running, and Azure's caps allow another (MAX_ON_DEMAND_PER_DAY, MAX_ATTEMPTS_PER_24H).
+
+The trigger POST is not idempotent. It is the only step a retry can repeat, and every retry
+re-reads the job history first (the base class re-plans before it re-executes), so a backup
+that was created although its answer was lost shows up InProgress and is not triggered again.
+Polls of the trigger operation and of the job are GETs: a transient failure there is just a
+missed poll, retried in the loop until its deadline, never a reason to trigger again.
+
+Outcome: with `wait`, a job that ends Failed raises BackupJobFailed (an ArmCallError), so the
+Outcome is `failed` with the job's error title (e.g. ExtensionSnapshotFailedNoNetwork) as
+error_code; a job that Completed makes the re-plan empty (latest succeeded), so `changed`.
+The job id is kept in `last_result` (Outcome.result) and in the evidence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+from pydantic import Field
+
+from ..action import Action, ActionParams
+from ..azure import Azure, is_transient
+from ..errors import ArmCallError
+from ..model import Change, Outcome, Plan
+from ..reads import read_vm
+from .backup_jobs import JobView, arm_container, cap_refusal, for_vm, job_view, jobs_filter, parse_time, when
+
+__all__ = ["BackupFacts", "BackupJobFailed", "Progress", "TriggerBackup", "TriggerOperationFailed", "TriggerParams"]
+
+Progress = Callable[[str, dict[str, Any]], None]
+FABRIC = "Azure"
+TRIGGER_OPERATION_SECONDS = 300.0  # how long to wait for the trigger operation to name its job
+
+
+class BackupJobFailed(ArmCallError):
+    """A backup job that ended Failed or Cancelled; `code` is its error title (e.g. ExtensionSnapshotFailedNoNetwork)."""
+
+
+class TriggerOperationFailed(ArmCallError):
+    """The trigger's own operation ended Failed/Canceled; internal errors re-plan (re-read jobs) and retry."""
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the failure looks transient (internal error, timeout, 'retry')."""
+        code = self.code.lower()
+        return any(w in code for w in ("internal", "retry", "timeout", "transient"))
+
+
+class TriggerParams(ActionParams):
+    """trigger-backup parameters: how long the recovery point is kept, and whether to wait for the job."""
+
+    retention_days: int = Field(30, ge=1, le=9999, description="days to keep the recovery point")
+    wait: bool = Field(False, description="follow the job until it ends (or wait_seconds pass)")
+    wait_seconds: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
+    poll_seconds: float = Field(15.0, gt=0, le=600)
+    since: datetime | None = Field(None, description="want a backup that started at or after this time and "
+                                                      "succeeded (verification after a fix)")
+
+
+@dataclass(frozen=True)
+class BackupFacts:
+    """Where the VM is protected, its last backup, and its backup jobs of the last 24 h (newest first)."""
+
+    vm: str
+    power_state: str | None
+    protected: bool
+    vault_name: str = ""
+    vault_group: str = ""
+    container: str = ""  # as ARM paths want it: IaasVMContainer;iaasvmcontainerv2;rg;vm
+    item: str = ""
+    last_status: str = ""
+    last_time: datetime | None = None
+    jobs: tuple[JobView, ...] = ()
+    now: datetime = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _vault_parts(vault_id: str) -> tuple[str, str]:
+    """(vault name, resource group) from a vault resource id."""
+    parts = [p for p in vault_id.split("/") if p]
+    low = [p.lower() for p in parts]
+    group = parts[low.index("resourcegroups") + 1] if "resourcegroups" in low else ""
+    return parts[-1] if parts else "", group
+
+
+def _operation_id(headers: dict[str, str]) -> str:
+    """The operation id at the end of the Azure-AsyncOperation (or Location) URL."""
+    h = {k.lower(): v for k, v in headers.items()}
+    url = h.get("azure-asyncoperation") or h.get("location") or ""
+    return urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+class TriggerBackup(Action[TriggerParams, BackupFacts]):
+    """Trigger an on-demand backup unless the latest succeeded, one is running, or Azure's caps forbid it."""
+
+    name = "trigger-backup"
+    summary = "take an on-demand backup of the VM and (optionally) follow its job"
+    Params = TriggerParams
+    disruptive: ClassVar[bool] = False
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.progress: Progress | None = progress  # called with (status, info) on each job poll when waiting
+        self.last_result: dict[str, Any] = {}
+
+    def apply(self, azure: Azure, params: TriggerParams, **kwargs: Any) -> Outcome:  # type: ignore[override]
+        """The shared apply, with this run's result (job id, vault) reset first."""
+        self.last_result = {}
+        return super().apply(azure, params, **kwargs)
+
+    # --- read --------------------------------------------------------------------------------
+    def read(self, azure: Azure, params: TriggerParams) -> BackupFacts:
+        """backupStatus for the VM, then its protected item and the vault's backup jobs of the last 24 h."""
+        from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
+
+        t = params.target
+        vm = read_vm(azure, t)
+        status = azure.call(azure.backup.backup_status.get, vm.location,
+                            BackupStatusRequest(resource_type="VM", resource_id=vm.id or t.id)).as_dict()
+        if str(status.get("protectionStatus") or "").lower() != "protected" or not status.get("vaultId"):
+            return BackupFacts(t.name, vm.power_state, False)
+        vault, group = _vault_parts(status["vaultId"])
+        container = arm_container(str(status.get("containerName") or ""))
+        item = str(status.get("protectedItemName") or "")
+        it = azure.call(azure.backup.protected_items.get, vault, group, FABRIC, container, item).as_dict()
+        props = it.get("properties") or {}
+        now = datetime.now(timezone.utc)
+        pages = azure.call(lambda: [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(
+            vault, group, filter=jobs_filter(now))])
+        return BackupFacts(t.name, vm.power_state, True, vault, group, container, item,
+                           str(props.get("lastBackupStatus") or ""), parse_time(props.get("lastBackupTime")),
+                           tuple(for_vm(pages, t.name, container)), now)
+
+    # --- plan --------------------------------------------------------------------------------
+    def plan(self, facts: BackupFacts, params: TriggerParams) -> Plan:
+        """A `run` backup when the latest failed (or forced) and none runs and the caps allow; else why not."""
+        vm = facts.vm
+        plan = Plan(action=self.name, target=str(params.target))
+        if not facts.protected:
+            plan.reason = f"{vm} is not protected by Azure Backup"
+            plan.manual.append(f"protect {vm} in a Recovery Services vault first")
+            return plan
+        running = next((j for j in facts.jobs if j.active), None)
+        if running is not None:
+            plan.reason = f"backup job {running.id} for {vm} is {running.status} (started {when(running.start)})"
+            return plan
+        finished = next((j for j in facts.jobs if not j.active), None)
+        if finished is not None:
+            ok, at = finished.succeeded, finished.end or finished.start
+            failed_why = f"the latest backup of {vm} failed at {when(at)} with {finished.error}" + (
+                f" ({finished.error_message})" if finished.error_message else "")
+        else:  # nothing in the last 24 h: the protected item remembers the last backup
+            ok, at = facts.last_status.lower() in ("completed", "completedwithwarnings"), facts.last_time
+            failed_why = (f"the latest backup of {vm} ended {facts.last_status} at {when(at)}" if facts.last_status
+                          else f"{vm} has no backup yet")
+        if params.since is not None:
+            since = params.since if params.since.tzinfo else params.since.replace(tzinfo=timezone.utc)
+            proof = next((j for j in facts.jobs if j.succeeded and j.start and j.start >= since), None)
+            if proof is not None:
+                plan.reason = f"backup job {proof.id} of {vm} started {when(proof.start)} and succeeded"
+                return plan
+            ok, failed_why = False, f"no backup of {vm} has succeeded since {when(since)}; verifying the fix"
+        if ok and not params.force:
+            plan.reason = f"latest backup of {vm} succeeded at {when(at)}"
+            return plan
+        refusal = cap_refusal(facts.jobs, vm, facts.now)
+        if refusal is not None:
+            plan.reason, step = refusal
+            plan.manual.append(step)
+            return plan
+        if facts.power_state and facts.power_state != "running":
+            plan.notes.append(f"{vm} is {facts.power_state}: the backup will be crash-consistent")
+        reason = f"forced: the latest backup of {vm} succeeded at {when(at)}" if ok else failed_why
+        plan.changes.append(Change(
+            action=self.name, kind="run", resource=f"{vm} backup",
+            resource_id=f"/subscriptions/{params.target.subscription}/resourceGroups/{facts.vault_group}/providers/"
+                        f"Microsoft.RecoveryServices/vaults/{facts.vault_name}/backupFabrics/{FABRIC}/"
+                        f"protectionContainers/{facts.container}/protectedItems/{facts.item}",
+            summary=f"backup vault {facts.vault_name}, keep {params.retention_days} days", reason=reason,
+            before={"latest": finished.status if finished else (facts.last_status or None),
+                    "at": at.isoformat() if at else None},
+            after={"backup": "InProgress"},
+            data={"vault": facts.vault_name, "vault_group": facts.vault_group, "container": facts.container,
+                  "item": facts.item, "power_state": facts.power_state}))
+        return plan
+
+    # --- execute -----------------------------------------------------------------------------
+    def also_retry(self, exc: BaseException) -> bool:
+        """A trigger operation that failed internally: re-plan (re-read jobs) and try again."""
+        return isinstance(exc, TriggerOperationFailed) and exc.retryable
+
+    def execute(self, azure: Azure, params: TriggerParams, change: Change) -> str | None:
+        """POST the trigger, learn the job id from its operation, and with `wait` follow the job to its end."""
+        from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
+
+        d = change.data
+        expiry = datetime.now(timezone.utc) + timedelta(days=params.retention_days)
+        body = BackupRequestResource(properties=IaasVMBackupRequest(recovery_point_expiry_time_in_utc=expiry))
+        # The generated code hands `cls` an empty headers dict: read them off the HTTP response.
+        headers = azure.call(azure.backup.backups.trigger, d["vault"], d["vault_group"], FABRIC, d["container"],
+                             d["item"], body, cls=lambda resp, _des, _h: dict(resp.http_response.headers))
+        op_id = _operation_id(headers or {})
+        self.last_result = {"vault": d["vault"], "operation_id": op_id}
+        job_id = self._job_id(azure, params, d, op_id)
+        vm = params.target.name
+        if not job_id:
+            return f"backup of {vm} triggered (operation {op_id}); its job id was not reported yet"
+        self.last_result["job_id"] = job_id
+        if not params.wait:
+            return f"backup job {job_id} for {vm} started"
+        job = job_view(self.follow(azure, params, job_id, self.progress, vault=d["vault"],
+                                   vault_group=d["vault_group"]))
+        self.last_result["status"] = job.status
+        if job.status.lower() in ("failed", "cancelled", "canceled"):
+            code = job.error if (job.error_title or job.error_number is not None) else f"BackupJob{job.status}"
+            raise BackupJobFailed(None, code, f"backup job {job_id} for {vm} {job.status}"
+                                  + (f": {job.error_message}" if job.error_message else ""),
+                                  correlation_id=azure.last_correlation_id())
+        note = "" if (d.get("power_state") or "running") == "running" else \
+            f" (crash-consistent: {vm} is {d['power_state']})"
+        if job.active:
+            return f"job {job_id} still {job.status} after {params.wait_seconds:g} s{note}"
+        return f"job {job_id} {job.status}{note}"
+
+    def _job_id(self, azure: Azure, params: TriggerParams, d: dict[str, Any], op_id: str) -> str | None:
+        """Poll the trigger operation until it names its job (the operation ends in seconds)."""
+        if not op_id:
+            return None
+        deadline = time.monotonic() + min(params.wait_seconds, TRIGGER_OPERATION_SECONDS)
+        while True:
+            try:
+                st = azure.call(azure.backup.protected_item_operation_statuses.get, d["vault"], d["vault_group"],
+                                FABRIC, d["container"], d["item"], op_id).as_dict()
+            except Exception as e:  # a lost poll is retried here, never by triggering again
+                if not is_transient(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(params.poll_seconds)
+                continue
+            status = str(st.get("status") or "").lower()
+            job_id = (st.get("properties") or {}).get("jobId")
+            if job_id:
+                self.last_result["job_id"] = job_id
+            if status == "succeeded":
+                return job_id
+            if status in ("failed", "canceled", "cancelled", "invalid"):
+                err = st.get("error") or {}
+                raise TriggerOperationFailed(None, str(err.get("code") or f"TriggerOperation{status.title()}"),
+                                             str(err.get("message") or f"backup trigger operation {op_id} {status}"),
+                                             correlation_id=azure.last_correlation_id())
+            if time.monotonic() + params.poll_seconds > deadline:
+                return job_id
+            time.sleep(params.poll_seconds)
+
+    def follow(self, azure: Azure, params: TriggerParams, job_id: str, on_progress: Progress | None = None, *,
+               vault: str | None = None, vault_group: str | None = None) -> dict[str, Any]:
+        """Poll the job (JobDetails_Get) until it leaves InProgress or wait_seconds pass; the last job JSON."""
+        if vault is None or vault_group is None:
+            facts = self.read(azure, params)
+            vault, vault_group = facts.vault_name, facts.vault_group
+        deadline = time.monotonic() + params.wait_seconds
+        while True:
+            try:
+                job = azure.call(azure.backup.job_details.get, vault, vault_group, job_id).as_dict()
+            except Exception as e:  # a GET: a transient failure is one missed poll
+                if not is_transient(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(params.poll_seconds)
+                continue
+            view = job_view(job)
+            if on_progress is not None:
+                on_progress(view.status, view.progress_info())
+            if not view.active or time.monotonic() + params.poll_seconds > deadline:
+                return job
+            time.sleep(params.poll_seconds)

@@ -1,0 +1,245 @@
+"""allow-backup-egress: add outbound NSG allow rules so the backup extension reaches Storage.<region>.
+
+Read the VM's NICs, subnets and NSGs; judge TCP egress to the region's Storage prefixes with the pure
+evaluator in `remediations.netrules`; place one allow rule per blocked port (or per chunk of prefixes)
+just ahead of the blocking rule; write each rule with a child-rule PUT guarded by If-None-Match /
+If-Match. A rule priority taken, an etag gone stale or a superseded write re-reads and re-plans.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from ..action import Action, ActionParams
+from ..azure import Azure
+from ..errors import arm_error
+from ..model import Change, Plan
+from ..netrules import (
+    WIRESERVER_IP,
+    Blocked,
+    NoFreePriority,
+    NsgView,
+    Rule,
+    TagResolver,
+    UnknownTag,
+    egress_verdicts,
+    plan_allow_rules,
+    same_rule,
+    storage_tag,
+    wireserver_blocks,
+)
+from .egress_read import EgressFacts, NsgFacts, read_egress
+
+__all__ = ["NAME_PREFIX", "AllowBackupEgress", "EgressParams"]
+
+NAME_PREFIX = "allow-azure-backup"
+_OURS = re.compile(rf"^{NAME_PREFIX}-\d+(-\d+)?$", re.IGNORECASE)
+_PIN = "~held"  # renames an existing rule of ours in the planning view so its priority counts as taken
+# Write errors after which the unit re-reads and re-plans (beyond the transient ones azure.py retries).
+_REPLAN_CODES = frozenset({
+    "securityruleconflict", "preconditionfailed", "preconditionfailedetagmismatch", "canceled",
+    "canceledandsupersededduetoanotheroperation", "operationpreempted", "anotheroperationinprogress",
+    "retryableerror", "retryableerrorduetoanotheroperation",
+})
+
+
+class EgressParams(ActionParams):
+    """Which VM, how to express the destination (service tag or IP ranges), which ports, chunk size."""
+
+    mode: Literal["service-tag", "ip-ranges"] = "service-tag"
+    ports: tuple[int, ...] | None = None
+    max_prefixes_per_rule: int = Field(default=4000, ge=1, le=4000)
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is None:
+            return None
+        if not v:
+            raise ValueError("ports must name at least one port (or be omitted)")
+        bad = [p for p in v if not 1 <= p <= 65535]
+        if bad:
+            raise ValueError(f"ports must be 1-65535, not {bad}")
+        return tuple(dict.fromkeys(v))
+
+
+def _ours(name: str) -> bool:
+    return bool(_OURS.match(name))
+
+
+def _settled(raw: Any) -> bool:
+    state = (raw.get("properties") or {}).get("provisioningState")
+    return state in (None, "", "Succeeded")
+
+
+def _dest(rule: Rule) -> str:
+    shown = list(rule.dest_prefixes[:3])
+    more = len(rule.dest_prefixes) - len(shown)
+    return ", ".join(shown) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _describe(rule: Rule) -> str:
+    return (f"{rule.direction} {rule.access} {rule.protocol.upper()} {','.join(rule.dest_ports)} → "
+            f"{_dest(rule)} priority {rule.priority}")
+
+
+def _views(nsg: NsgFacts) -> tuple[NsgView, NsgView]:
+    """(verdict view, planning view): the first leaves out rules of ours still being written by someone."""
+    full = NsgView.from_arm(nsg.raw, nsg.scope)
+    unsettled = {str(r.get("name", "")).lower() for r in nsg.custom_rules()
+                 if _ours(str(r.get("name", ""))) and not _settled(r)}
+    verdict = dataclasses.replace(full, rules=tuple(r for r in full.rules
+                                                    if r.default or r.name.lower() not in unsettled))
+    return verdict, full
+
+
+def _place(view: NsgView, blocked: list[Blocked], **kw: Any) -> list[Rule]:
+    """plan_allow_rules, re-run so no planned rule lands on the priority of another existing rule of ours."""
+    planned = plan_allow_rules(view, blocked, **kw)
+    for _ in range(len(view.rules)):
+        held = {r.priority: r for r in view.rules if not r.default and r.direction == "Outbound"}
+        clash = next((held[p.priority].name for p in planned
+                      if p.priority in held and held[p.priority].name.lower() != p.name.lower()), None)
+        if clash is None:
+            break
+        # Pin one holder at a time (pinning both sides of a swap would shift every rule again).
+        view = dataclasses.replace(view, rules=tuple(
+            dataclasses.replace(r, name=r.name + _PIN) if r.name == clash else r for r in view.rules))
+        planned = plan_allow_rules(view, blocked, **kw)
+    return planned
+
+
+def _blocker_text(nsg_name: str, rule: Rule) -> str:
+    kind = "default rule" if rule.default else "rule"
+    return f"{nsg_name} {kind} {rule.name} (priority {rule.priority})"
+
+
+class AllowBackupEgress(Action[EgressParams, EgressFacts]):
+    """Outbound allow rules to Storage.<region> ahead of whatever NSG rule blocks backup egress."""
+
+    name: ClassVar[str] = "allow-backup-egress"
+    summary: ClassVar[str] = "allow outbound TCP 443 (and 8443) to the region's Storage on the blocking NSGs"
+    Params: ClassVar[type[ActionParams]] = EgressParams
+
+    def read(self, azure: Azure, params: EgressParams) -> EgressFacts:
+        """GET the VM, its NICs, their subnets, each distinct NSG and the region's service tags."""
+        return read_egress(azure, params.target)
+
+    def plan(self, facts: EgressFacts, params: EgressParams) -> Plan:
+        """Allow rules for every NSG that denies TCP egress to Storage.<region>; pure."""
+        target = str(params.target)
+        ports = params.ports or ((443, 8443) if facts.managed_disks else (443,))
+        tag = storage_tag(facts.location)
+        flows = f"outbound TCP {', '.join(map(str, ports))} to {tag}"
+        resolver = TagResolver.from_service_tags(facts.service_tags, facts.vnet_prefixes())
+        views = {n.id.lower(): _views(n) for n in facts.nsgs}
+        chains = facts.chains()
+        notes = self._notes(chains, views, resolver)
+
+        def empty(reason: str, manual: list[str] | None = None) -> Plan:
+            return Plan(action=self.name, target=target, reason=reason, notes=notes, manual=manual or [])
+
+        if not facts.nsgs:
+            return empty(f"{flows} is allowed: no NSG is attached to the NICs or subnets of {facts.vm_name}")
+        blocked: list[Blocked] = []
+        try:
+            for ip, chain in chains:
+                blocked += egress_verdicts([views[n.id.lower()][0] for n, _ in chain], region=facts.location,
+                                           ports=ports, resolver=resolver, src_ip=ip or None)
+        except UnknownTag as e:
+            return empty(f"cannot judge {flows}: {e}",
+                         [f"check that {tag} exists for region {facts.location!r} in the Service Tags API"])
+        if not blocked:
+            names = ", ".join(n.name for n in facts.nsgs)
+            return empty(f"{flows} is allowed by every NSG on {facts.vm_name} ({names})")
+        changes: list[Change] = []
+        stuck: list[str] = []
+        for nsg in facts.nsgs:
+            mine = [b for b in blocked if b.nsg_id.lower() == nsg.id.lower()]
+            if not mine:
+                continue
+            try:
+                planned = _place(views[nsg.id.lower()][1], mine, region=facts.location, mode=params.mode,
+                                 resolver=resolver, max_prefixes_per_rule=params.max_prefixes_per_rule,
+                                 name_prefix=NAME_PREFIX)
+            except NoFreePriority as e:
+                stuck.append(f"{e}: free a priority below {e.blocker.priority} in {nsg.name}, or allow "
+                             f"{flows} on it by hand")
+                continue
+            changes += self._changes(nsg, planned, mine, tag)
+        if stuck:
+            return empty(f"cannot place an allow rule for {flows}: " + "; ".join(stuck), stuck)
+        if not changes:  # blocked, yet every rule we would write is already there as planned
+            return empty(f"{flows} is blocked although the allow rules are in place; see notes",
+                         [f"inspect the NSGs of {facts.vm_name}: " + "; ".join(
+                             f"{b.nsg_name} denies TCP {b.port} via {b.rule.name}" for b in blocked)])
+        return Plan(action=self.name, target=target, changes=changes, notes=notes)
+
+    def _changes(self, nsg: NsgFacts, planned: list[Rule], blocked: list[Blocked], tag: str) -> list[Change]:
+        blockers: dict[int, Rule] = {}
+        for b in blocked:
+            if b.port not in blockers or b.rule.priority < blockers[b.port].priority:
+                blockers[b.port] = b.rule
+        out: list[Change] = []
+        for rule in planned:
+            port = int(rule.dest_ports[0])
+            raw = nsg.rule(rule.name)
+            existing = Rule.from_arm(raw, default=False) if raw is not None else None
+            if existing is not None and _settled(raw) and same_rule(existing, rule):
+                continue
+            reason = f"outbound TCP {port} to {tag} is denied by {_blocker_text(nsg.name, blockers[port])}"
+            summary = f"rule {_describe(rule)}"
+            if existing is not None:
+                summary += f" (was {_describe(existing)})"
+                if not _settled(raw):
+                    state = (raw.get("properties") or {}).get("provisioningState")  # type: ignore[union-attr]
+                    reason += f"; {rule.name} is {state}, not Succeeded"
+            body = rule.to_arm()
+            out.append(Change(
+                action=self.name, kind="add" if existing is None else "change",
+                resource=f"{nsg.name}/securityRules/{rule.name}", resource_id=f"{nsg.id}/securityRules/{rule.name}",
+                summary=summary, reason=reason,
+                before=existing.to_arm()["properties"] if existing is not None else None, after=body["properties"],
+                data={"resource_group": nsg.resource_group, "nsg": nsg.name, "rule": rule.name, "body": body,
+                      "etag": nsg.rule_etag(rule.name) if existing is not None else None}))
+        return out
+
+    @staticmethod
+    def _notes(chains: list[Any], views: dict[str, tuple[NsgView, NsgView]], resolver: TagResolver) -> list[str]:
+        notes: list[str] = []
+        for ip, chain in chains:
+            for nsg, _scope in chain:
+                for rule in wireserver_blocks(views[nsg.id.lower()][0].rules, resolver, src_ip=ip or None):
+                    note = (f"{_blocker_text(nsg.name, rule)} denies outbound TCP to {WIRESERVER_IP} (the Azure "
+                            "platform endpoint the guest agent needs); not changed by this action, fix it by hand")
+                    if note not in notes:
+                        notes.append(note)
+        return notes
+
+    def execute(self, azure: Azure, params: EgressParams, change: Change) -> str | None:
+        """PUT one security rule (If-None-Match: * to add, If-Match: <rule etag> to change) and wait for it."""
+        d = change.data
+        headers = {"If-None-Match": "*"} if change.kind == "add" else {"If-Match": d.get("etag") or "*"}
+
+        def put() -> Any:
+            poller = azure.network.security_rules.begin_create_or_update(
+                d["resource_group"], d["nsg"], d["rule"], d["body"], headers=headers)
+            return poller.result()
+
+        result = azure.call(put)
+        props = (result.as_dict() if hasattr(result, "as_dict") else {}).get("properties") or {}
+        priority = props.get("priority", d["body"]["properties"]["priority"])
+        return f"{change.resource} {'created' if change.kind == 'add' else 'updated'} at priority {priority}"
+
+    def also_retry(self, exc: BaseException) -> bool:
+        """A taken priority, a stale etag, a superseded or preempted write: re-read and re-plan."""
+        from azure.core.exceptions import HttpResponseError
+
+        if not isinstance(exc, HttpResponseError):
+            return False
+        e = arm_error(exc)
+        return e.status == 412 or e.code.lower() in _REPLAN_CODES or (e.outer_code or "").lower() in _REPLAN_CODES

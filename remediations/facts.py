@@ -1,0 +1,250 @@
+"""Facts: one immutable snapshot of what ARM says about a VM, gathered with as few reads as possible.
+
+For a running one-NIC VM the reads are: the VM with its instance view; the NIC's effective NSGs
+(one POST that returns the NIC's and the subnet's rules together); the backup status lookup
+(vault and item); the vault's recent backup jobs. Two reads are made only when they can change a
+verdict: the region's service tags (only when some outbound Deny could cover TCP 443/8443) and
+Resource Health (only when a running VM's agent is not Ready, to tell "shut down from inside"
+from "agent hung"). Service tags are cached per process and region, so a fleet reads them once.
+A stopped VM has no effective NSGs: then the NIC, its subnet and each NSG are read instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .azure import Azure
+from .netaddr import TagResolver
+from .netrules import NsgView, Rule, port_in
+from .reads import VmView, read_vm
+from .target import Target
+
+__all__ = [
+    "BackupItem",
+    "Facts",
+    "JobInfo",
+    "backup_item",
+    "gather",
+    "recent_jobs",
+    "service_tags",
+]
+
+_tags_cache: dict[tuple[str, str, str], TagResolver] = {}
+_tags_lock = threading.Lock()
+JOB_FILTER_TIME = "%Y-%m-%d %I:%M:%S %p"  # azure-cli's format for backup job filters (UTC)
+
+
+@dataclass(frozen=True)
+class BackupItem:
+    """Where a VM is protected: vault (name, group, id), container and item names."""
+
+    vault_id: str
+    vault: str
+    vault_group: str
+    container: str
+    item: str
+    policy: str | None = None
+
+    @property
+    def container_path(self) -> str:
+        """The container name as the protectedItems path wants it (IaasVMContainer;…)."""
+        return self.container if self.container.lower().startswith("iaasvmcontainer;") \
+            else f"IaasVMContainer;{self.container}"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One backup job of the VM: status, times, and the error it carries."""
+
+    id: str
+    status: str
+    start: datetime | None
+    end: datetime | None
+    user_triggered: bool
+    error_title: str | None = None
+    error_code: int | None = None
+    error_string: str | None = None
+    recommendations: tuple[str, ...] = ()
+
+    @classmethod
+    def from_arm(cls, d: dict[str, Any]) -> JobInfo:
+        """Build from a backup job's REST JSON."""
+        p = d.get("properties") or {}
+        err = (p.get("errorDetails") or [{}])[0] if p.get("errorDetails") else {}
+        return cls(str(d.get("name") or ""), str(p.get("status") or ""), _time(p.get("startTime")),
+                   _time(p.get("endTime")), bool(p.get("isUserTriggered")), err.get("errorTitle"),
+                   err.get("errorCode"), err.get("errorString") or (p.get("extendedInfo") or {}).get(
+                       "dynamicErrorMessage"), tuple(err.get("recommendations") or ()))
+
+
+def _time(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+    if not v:
+        return None
+    return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything diagnosis needs about one VM; cause checks read this, never Azure."""
+
+    target: Target
+    vm: VmView
+    nsgs: tuple[NsgView, ...] | None
+    tags: TagResolver | None
+    health: dict[str, Any] | None
+    backup: BackupItem | None
+    jobs: tuple[JobInfo, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def last_failed(self) -> JobInfo | None:
+        """The VM's most recent failed backup job."""
+        return next((j for j in self.jobs if j.status == "Failed"), None)
+
+    @property
+    def latest(self) -> JobInfo | None:
+        """The VM's most recent backup job of any status."""
+        return self.jobs[0] if self.jobs else None
+
+
+def service_tags(azure: Azure, region: str) -> TagResolver:
+    """The region's service tags as a resolver, read once per process (endpoint, subscription, region)."""
+    key = (azure.config.endpoint, azure.subscription, region.lower())
+    with _tags_lock:
+        if key in _tags_cache:
+            return _tags_cache[key]
+    result = azure.call(azure.network.service_tags.list, region)
+    resolver = TagResolver.from_service_tags(result.as_dict())
+    with _tags_lock:
+        _tags_cache[key] = resolver
+    return resolver
+
+
+def backup_item(azure: Azure, vm: VmView) -> BackupItem | None:
+    """Where the VM is protected (the backup-status lookup), or None when it is not."""
+    from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
+
+    status = azure.call(azure.backup.backup_status.get, vm.location,
+                        BackupStatusRequest(resource_type="VM", resource_id=vm.id)).as_dict()
+    vault_id = status.get("vaultId")
+    if str(status.get("protectionStatus", "")).lower() != "protected" or not vault_id:
+        return None
+    parts = vault_id.split("/")
+    group = parts[parts.index("resourceGroups") + 1] if "resourceGroups" in parts else ""
+    return BackupItem(vault_id, parts[-1], group, status.get("containerName") or "",
+                      status.get("protectedItemName") or "", status.get("policyName"))
+
+
+def recent_jobs(azure: Azure, item: BackupItem, vm_name: str, *, days: int = 7) -> tuple[JobInfo, ...]:
+    """The VM's backup jobs of the last `days` days, newest first (one list call, paged)."""
+    now = datetime.now(timezone.utc)
+    flt = (f"operation eq 'Backup' and backupManagementType eq 'AzureIaasVM' and "
+           f"startTime eq '{(now - timedelta(days=days)).strftime(JOB_FILTER_TIME)}' and "
+           f"endTime eq '{now.strftime(JOB_FILTER_TIME)}'")
+
+    def fetch() -> list[dict[str, Any]]:
+        return [j.as_dict() for j in azure.backup.backup_jobs.list(item.vault, item.vault_group, filter=flt)]
+
+    mine = []
+    for d in azure.call(fetch):
+        p = d.get("properties") or {}
+        container = str(p.get("containerName") or "")
+        if str(p.get("entityFriendlyName", "")).lower() == vm_name.lower() and (
+                not container or container.lower().endswith(item.container.lower().split(";", 1)[-1])):
+            mine.append(JobInfo.from_arm(d))
+    return tuple(sorted(mine, key=lambda j: j.start or now, reverse=True))
+
+
+def _needs_tags(nsgs: tuple[NsgView, ...], ports: tuple[int, ...]) -> bool:
+    def could_block(r: Rule) -> bool:
+        return (r.direction == "Outbound" and r.access == "Deny" and not r.default and r.protocol in ("Tcp", "*")
+                and any(port_in(spec, p) for spec in r.dest_ports for p in ports))
+    return any(could_block(r) for n in nsgs for r in n.rules)
+
+
+def _nsgs_effective(azure: Azure, nic_id: str) -> tuple[NsgView, ...]:
+    group, name = nic_id.split("/")[4], nic_id.rsplit("/", 1)[-1]
+
+    def fetch() -> Any:
+        return azure.network.network_interfaces.begin_list_effective_network_security_groups(group, name).result()
+
+    value = (azure.call(fetch).as_dict() or {}).get("value") or []
+    return tuple(NsgView.from_arm(v, "subnet" if "subnet" in (v.get("association") or {})
+                                  and "networkInterface" not in (v.get("association") or {}) else "nic")
+                 for v in value)
+
+
+def _nsgs_by_get(azure: Azure, nic_id: str) -> tuple[NsgView, ...]:
+    group, name = nic_id.split("/")[4], nic_id.rsplit("/", 1)[-1]
+    nic = azure.call(azure.network.network_interfaces.get, group, name).as_dict()
+    props = nic.get("properties") or {}
+    ids: list[tuple[str, str]] = []
+    if (props.get("networkSecurityGroup") or {}).get("id"):
+        ids.append((props["networkSecurityGroup"]["id"], "nic"))
+    for ipc in props.get("ipConfigurations") or []:
+        sid = ((ipc.get("properties") or {}).get("subnet") or {}).get("id")
+        if sid:
+            s = sid.split("/")
+            subnet = azure.call(azure.network.subnets.get, s[4], s[8], s[10]).as_dict()
+            nsg = ((subnet.get("properties") or {}).get("networkSecurityGroup") or {}).get("id")
+            if nsg and all(nsg.lower() != i.lower() for i, _ in ids):
+                ids.append((nsg, "subnet"))
+            break
+    views = []
+    for nsg_id, scope in ids:
+        p = nsg_id.split("/")
+        views.append(NsgView.from_arm(azure.call(azure.network.network_security_groups.get, p[4], p[8]).as_dict(),
+                                      scope))  # type: ignore[arg-type]
+    return tuple(views)
+
+
+def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int, ...] = (443,)) -> Facts:
+    """Read the VM, its NSGs, (conditionally) tags and health, and its backup item and jobs."""
+    vm = read_vm(azure, target)
+    notes: list[str] = []
+    nsgs: tuple[NsgView, ...] | None = None
+    if vm.nic_ids:
+        nic = vm.nic_ids[0]
+        if len(vm.nic_ids) > 1:
+            notes.append(f"{vm.name} has {len(vm.nic_ids)} NICs; the primary NIC's NSGs were evaluated")
+        nsgs = _nsgs_effective(azure, nic) if vm.running else _nsgs_by_get(azure, nic)
+    tags = service_tags(azure, vm.location) if nsgs and _needs_tags(nsgs, ports) else None
+    health = None
+    if vm.running and not vm.agent_ready:
+        h = azure.call(azure.health.availability_statuses.get_by_resource, vm.id.lstrip("/")).as_dict()
+        health = h.get("properties") or {}
+    item = backup_item(azure, vm)
+    history = recent_jobs(azure, item, vm.name) if item and jobs else ()
+    return Facts(target, vm, nsgs, tags, health, item, history, tuple(notes))
+
+
+def failed_vms(azure: Azure, vault: str, group: str, *, hours: float = 24) -> list[Target]:
+    """The VMs with a failed backup job in the vault during the last `hours`, from the job list."""
+    now = datetime.now(timezone.utc)
+    flt = (f"status eq 'Failed' and operation eq 'Backup' and backupManagementType eq 'AzureIaasVM' and "
+           f"startTime eq '{(now - timedelta(hours=hours)).strftime(JOB_FILTER_TIME)}' and "
+           f"endTime eq '{now.strftime(JOB_FILTER_TIME)}'")
+
+    def fetch() -> list[dict[str, Any]]:
+        return [j.as_dict() for j in azure.backup.backup_jobs.list(vault, group, filter=flt)]
+
+    seen: dict[str, Target] = {}
+    for d in azure.call(fetch):
+        p = d.get("properties") or {}
+        parts = str(p.get("containerName") or "").split(";")
+        rg = parts[-2] if len(parts) >= 3 else group
+        name = str(p.get("entityFriendlyName") or parts[-1])
+        t = Target(subscription=azure.subscription, resource_group=rg, name=name)
+        seen.setdefault(t.id.lower(), t)
+    return list(seen.values())
+
+
+def list_vms(azure: Azure, group: str) -> list[Target]:
+    """Every VM in a resource group."""
+    names = azure.call(lambda: [vm.name for vm in azure.compute.virtual_machines.list(group)])
+    return [Target(subscription=azure.subscription, resource_group=group, name=n) for n in names]

@@ -1,0 +1,137 @@
+"""Typed views over what ARM returns, and the reads every action shares (VM, Run Command).
+
+Views are built from the REST JSON (`model.as_dict()`), so they do not depend on one SDK
+version's attribute names (e.g. 39.x `ext.properties.type` vs older `type_properties_type`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .azure import Azure
+from .errors import RemediationError
+from .scripts import output_text, parse_result, script
+from .target import Target
+
+__all__ = [
+    "BACKUP_EXTENSION_TYPES",
+    "BACKUP_PUBLISHER",
+    "ExtensionView",
+    "ScriptFailed",
+    "VmView",
+    "read_vm",
+    "run_script",
+    "vm_view",
+]
+
+BACKUP_PUBLISHER = "Microsoft.Azure.RecoveryServices"
+BACKUP_EXTENSION_TYPES = ("VMSnapshot", "VMSnapshotLinux")
+
+
+class ScriptFailed(RemediationError):
+    """A Run Command script ran but reported an error (its `error` key), or gave no result."""
+
+    def __init__(self, script_id: str, code: str, detail: str = "") -> None:
+        super().__init__(f"{script_id}: {code}" + (f" ({detail})" if detail else ""))
+        self.script_id = script_id
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ExtensionView:
+    """A VM extension: name, publisher, type, provisioning state, and its handler's status."""
+
+    name: str
+    publisher: str
+    type: str
+    version: str
+    state: str
+    handler_status: str | None = None
+
+    @property
+    def is_backup(self) -> bool:
+        """Whether this is the Azure Backup snapshot extension (VMSnapshot / VMSnapshotLinux)."""
+        return (self.publisher.lower() == BACKUP_PUBLISHER.lower()
+                and self.type.lower() in {t.lower() for t in BACKUP_EXTENSION_TYPES})
+
+
+@dataclass(frozen=True)
+class VmView:
+    """What the VM (with its instance view) says about power, agent and extensions."""
+
+    id: str
+    name: str
+    location: str
+    os_type: str
+    power_state: str | None
+    agent_status: str | None
+    agent_version: str | None
+    agent_message: str | None
+    extensions: tuple[ExtensionView, ...]
+    nic_ids: tuple[str, ...]
+    raw: dict[str, Any]
+
+    @property
+    def running(self) -> bool:
+        """Whether the platform reports the VM running."""
+        return self.power_state == "running"
+
+    @property
+    def agent_ready(self) -> bool:
+        """Whether the guest agent reports Ready."""
+        return (self.agent_status or "").lower() == "ready"
+
+    def backup_extension(self) -> ExtensionView | None:
+        """The VMSnapshot / VMSnapshotLinux extension, whatever it is named."""
+        return next((e for e in self.extensions if e.is_backup), None)
+
+
+def vm_view(d: dict[str, Any]) -> VmView:
+    """A VmView from the REST JSON of a VM read with $expand=instanceView."""
+    props = d.get("properties") or {}
+    iv = props.get("instanceView") or {}
+    power = next((s["code"].split("/", 1)[1] for s in iv.get("statuses") or []
+                  if str(s.get("code", "")).startswith("PowerState/")), None)
+    agent = iv.get("vmAgent") or {}
+    agent_status = next((s.get("displayStatus") for s in agent.get("statuses") or []), None)
+    agent_message = next((s.get("message") for s in agent.get("statuses") or []), None)
+    handlers = {str(h.get("type", "")).lower(): (h.get("status") or {}).get("displayStatus")
+                for h in agent.get("extensionHandlers") or []}
+    exts = []
+    for r in d.get("resources") or []:
+        p = r.get("properties") or {}
+        publisher, etype = p.get("publisher") or "", p.get("type") or ""
+        exts.append(ExtensionView(r.get("name") or str(r.get("id", "")).rsplit("/", 1)[-1], publisher, etype,
+                                  p.get("typeHandlerVersion") or "", p.get("provisioningState") or "",
+                                  handlers.get(f"{publisher}.{etype}".lower())))
+    os_type = ((props.get("storageProfile") or {}).get("osDisk") or {}).get("osType") or ""
+    nics = tuple(n["id"] for n in (props.get("networkProfile") or {}).get("networkInterfaces") or [] if n.get("id"))
+    return VmView(d.get("id", ""), d.get("name", ""), d.get("location", ""), os_type, power, agent_status,
+                  agent.get("vmAgentVersion"), agent_message, tuple(exts), nics, d)
+
+
+def read_vm(azure: Azure, target: Target) -> VmView:
+    """GET the VM with its instance view (one request)."""
+    vm = azure.call(azure.compute.virtual_machines.get, target.resource_group, target.name, expand="instanceView")
+    return vm_view(vm.as_dict())
+
+
+def run_script(azure: Azure, target: Target, script_id: str) -> dict[str, Any]:
+    """Run one of the project's fixed scripts through Run Command and return its RUNBOOKS_RESULT."""
+    s = script(script_id)
+    body = {"commandId": s.command_id, "script": s.text.splitlines()}
+
+    def invoke() -> Any:
+        return azure.compute.virtual_machines.begin_run_command(target.resource_group, target.name, body).result()
+
+    result = azure.call(invoke)
+    statuses = (result.as_dict() if hasattr(result, "as_dict") else dict(result or {})).get("value") or []
+    stdout, stderr = output_text(statuses)
+    try:
+        out = parse_result(stdout)
+    except ValueError as e:
+        raise ScriptFailed(script_id, "no-result", (stderr or str(e)).strip()[:300]) from None
+    if out.get("error"):
+        raise ScriptFailed(script_id, str(out["error"]), (stderr or "").strip()[:300])
+    return out

@@ -1,0 +1,22 @@
+# runbooks-script: windows-vss-get
+# Reads the Azure Backup VSS switch HKLM:\SOFTWARE\Microsoft\BcdrAgent\USEVSSCOPYBACKUP. Read-only.
+$ErrorActionPreference = 'Stop'
+$id = 'windows-vss-get'
+$key = 'HKLM:\SOFTWARE\Microsoft\BcdrAgent'
+$name = 'USEVSSCOPYBACKUP'
+$kinds = @{ String = 'REG_SZ'; ExpandString = 'REG_EXPAND_SZ'; MultiString = 'REG_MULTI_SZ'
+            DWord = 'REG_DWORD'; QWord = 'REG_QWORD'; Binary = 'REG_BINARY' }
+try {
+    $result = [ordered]@{ script = $id; exists = $false; value = $null; type = $null }
+    $prop = Get-ItemProperty -LiteralPath $key -Name $name -ErrorAction SilentlyContinue
+    if ($null -ne $prop) {
+        $result.exists = $true
+        $result.value = [string]$prop.$name
+        $result.type = $kinds[(Get-Item -LiteralPath $key).GetValueKind($name).ToString()]
+    }
+    Write-Output ('RUNBOOKS_RESULT ' + ($result | ConvertTo-Json -Compress))
+} catch {
+    $err = [ordered]@{ script = $id; error = 'registry-read-failed'; message = $_.Exception.Message }
+    Write-Output ('RUNBOOKS_RESULT ' + ($err | ConvertTo-Json -Compress))
+    exit 1
+}

@@ -1,0 +1,1 @@
+"""runbooks: diagnose Azure VM backup failures, plan and apply the fixes, prove them with a backup."""

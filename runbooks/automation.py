@@ -1,0 +1,494 @@
+"""What the Azure Automation entry scripts (azure-automation/*.py) share: settings, payloads, clients, output.
+
+Automation hands a Python runbook its parameters as positional strings (`sys.argv[1:]`). The data (an
+alert, a webhook body, a VM or vault resource ID, a JSON list of VM IDs) is the argument that is not a
+`key=value` setting; settings fall back to RUNBOOKS_<KEY> environment variables, then to safe defaults
+(mode=dry-run). Everything is printed to stdout (Automation has no stderr stream for Python) and the
+last line is always one JSON summary: {"status", "script", "mode", "vms", "exit_code", ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from remediations.azure import CLOUDS, Azure, AzureConfig
+from remediations.errors import BadInput, arm_error
+from remediations.facts import JobInfo
+from remediations.target import Target, parse_target
+
+__all__ = ["ENTRIES", "Alert", "Output", "Settings", "Trigger", "child_parameters", "connect", "fan_out",
+           "fix_one", "job_error", "parse_argv", "read_job", "read_trigger", "resolve", "resource_parts"]
+
+Say = Callable[[str], None]
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_SETTING = re.compile(r"([a-z][a-z0-9_]*)=([^\s\"'{}\[\]]*)")
+_VM_IN = re.compile(r"/subscriptions/[^/\s\"]+/resourceGroups/[^/\s\"]+/providers/Microsoft\.Compute/"
+                    r"virtualMachines/[A-Za-z0-9_.-]+", re.I)
+_RESOURCE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/(?P<type>[^/]+/[^/]+)"
+                       r"/(?P<name>[^/]+)/?$", re.I)
+TERMINAL_JOB = ("Completed", "Failed", "Stopped", "Suspended")
+
+
+# --- settings --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    """Every setting an entry script may take, typed; each script accepts a subset (ENTRIES)."""
+
+    mode: str = "dry-run"
+    allow_disruptive: bool = False
+    client_id: str | None = None
+    credential: str = "managed-identity"
+    cloud: str = "AzureCloud"
+    subscription: str | None = None
+    error: str | None = None
+    egress_mode: str = "service-tag"
+    retention_days: int = 30
+    backup: bool = True
+    backup_wait_seconds: float = 3600.0
+    hours: float = 24.0
+    vault: str | None = None
+    automation_account: str | None = None
+    runbook: str = "fix_backup_failure"
+    concurrency: int = 5
+    poll_seconds: float = 15.0
+    timeout_seconds: float = 10200.0  # under Automation's 3-hour fair-share limit
+    given: tuple[str, ...] = ()
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether nothing may be changed."""
+        return self.mode != "apply"
+
+
+def _bool(v: str) -> bool:
+    if v.lower() in ("true", "1", "yes", "on"):
+        return True
+    if v.lower() in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("want true or false")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def check(v: str) -> str:
+        if v not in allowed:
+            raise ValueError(f"want one of {', '.join(allowed)}")
+        return v
+    return check
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    def check(v: str) -> Any:
+        n = kind(v)
+        if not low <= n <= high:
+            raise ValueError(f"want {low:g}..{high:g}")
+        return n
+    return check
+
+
+def _match(pattern: str, what: str) -> Callable[[str], str]:
+    def check(v: str) -> str:
+        if not re.fullmatch(pattern, v, re.I):
+            raise ValueError(f"not {what}")
+        return v
+    return check
+
+
+_PARSE: dict[str, Callable[[str], Any]] = {
+    "mode": _choice("apply", "dry-run"), "allow_disruptive": _bool, "client_id": _match(_GUID, "a GUID"),
+    "credential": _choice("managed-identity", "default"), "cloud": _choice(*CLOUDS),
+    "subscription": _match(_GUID, "a GUID"), "error": _match(r"[A-Za-z0-9_.:-]{1,100}", "an error code"),
+    "egress_mode": _choice("service-tag", "ip-ranges"), "retention_days": _number(int, 1, 9999),
+    "backup": _bool, "backup_wait_seconds": _number(float, 1, 7 * 24 * 3600), "hours": _number(float, 1, 24 * 31),
+    "vault": _match(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.RecoveryServices/vaults/[^/]+/?",
+                    "a Recovery Services vault resource ID"),
+    "automation_account": _match(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Automation/"
+                                 r"automationAccounts/[^/]+/?", "an Automation account resource ID"),
+    "runbook": _match(r"[A-Za-z][A-Za-z0-9_-]{0,62}", "a runbook name"), "concurrency": _number(int, 1, 50),
+    "poll_seconds": _number(float, 0.01, 600), "timeout_seconds": _number(float, 1, 7 * 24 * 3600),
+}
+_ENV = {"subscription": ("AZURE_SUBSCRIPTION_ID",), "client_id": ("RUNBOOKS_CLIENT_ID", "AZURE_CLIENT_ID")}
+_COMMON = ("client_id", "credential", "cloud", "subscription")
+_FIX = ("mode", "allow_disruptive", "error", "egress_mode", "retention_days", "backup", "backup_wait_seconds")
+ENTRIES: dict[str, tuple[str, ...]] = {
+    "fix_backup_failure": (*_FIX, *_COMMON),
+    "preview_change_window": ("hours", "error", "egress_mode", *_COMMON),
+    "fan_out": ("automation_account", "runbook", "concurrency", "poll_seconds", "timeout_seconds", "vault", "hours",
+                *[k for k in _FIX if k != "error"], *_COMMON),
+}
+# What a fan-out forwards to each child job (resolved values, so a child runs exactly as configured here).
+FORWARDED = ("mode", "allow_disruptive", "egress_mode", "retention_days", "backup", "backup_wait_seconds",
+             "client_id", "credential", "cloud")
+
+
+def parse_argv(argv: list[str], entry: str) -> tuple[str | None, dict[str, str]]:
+    """(the data, the key=value settings) of `argv`; an unknown or repeated key is BadInput."""
+    data: list[str] = []
+    given: dict[str, str] = {}
+    for token in argv[1:]:
+        token = token.strip()
+        m = _SETTING.fullmatch(token)
+        if not token:
+            continue
+        if m is None:
+            data.append(token)
+            continue
+        key, value = m.group(1), m.group(2)
+        if key not in ENTRIES[entry]:
+            raise BadInput(f"unknown setting {key!r} for {entry}; known: {', '.join(sorted(ENTRIES[entry]))}")
+        if key in given:
+            raise BadInput(f"setting {key!r} given twice")
+        given[key] = value
+    return (" ".join(data) or None), given
+
+
+def resolve(entry: str, given: dict[str, str], env: dict[str, str] | None = None) -> Settings:
+    """Typed settings of `entry`: the given value, else RUNBOOKS_<KEY> (or a documented alias), else the default."""
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    for key in ENTRIES[entry]:
+        raw = given.get(key)
+        if raw is None:
+            names = _ENV.get(key, (f"RUNBOOKS_{key.upper()}",))
+            raw = next((env[n].strip() for n in names if env.get(n, "").strip()), None)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[key] = _PARSE[key](raw)
+        except ValueError as e:
+            raise BadInput(f"{key}={raw!r}: {str(e).splitlines()[0]}") from None
+    return Settings(**values, given=tuple(sorted(values)))
+
+
+# --- payloads --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Alert:
+    """The parts of a common-alert-schema alert a fix needs."""
+
+    rule: str
+    condition: str
+    service: str
+    alert_id: str | None
+    vault_id: str | None
+    job_id: str | None
+    category: str | None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What a payload asks for: VMs to fix, or nothing (`ignored` says why)."""
+
+    source: str
+    targets: tuple[Target, ...] = ()
+    ignored: str | None = None
+    alert: Alert | None = None
+
+
+def _json(text: str) -> Any:
+    """JSON from `text`, also when it is embedded in a wrapper (e.g. a PowerShell-style WebhookData string)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    dec = json.JSONDecoder()
+    starts = [m.start() for m in re.finditer(r'\{\s*"schemaId"', text)] + [i for i, c in enumerate(text) if c in "{["]
+    for start in starts[:50]:
+        try:
+            return dec.raw_decode(text[start:])[0]
+        except ValueError:
+            continue
+    raise BadInput("the data is not JSON, a VM resource ID or a webhook payload; expected an Azure Monitor alert "
+                   "(common alert schema), a WebhookData object, a VM resource ID or a JSON list of VM IDs")
+
+
+def _unwrap(doc: Any) -> Any:
+    """The alert inside a WebhookData object ({WebhookName, RequestBody, RequestHeader}), else `doc`."""
+    for _ in range(3):
+        if not isinstance(doc, dict):
+            return doc
+        keys = {k.lower(): k for k in doc}
+        if "requestbody" not in keys:
+            return doc
+        body = doc[keys["requestbody"]]
+        doc = _json(body) if isinstance(body, str) else body
+    return doc
+
+
+def _vm_target(vm_id: str) -> Target:
+    return parse_target(vm_id.rstrip("/"))
+
+
+def _item_target(item_id: str, vault_sub: str | None) -> Target | None:
+    """The VM behind a protected item ID (…/protectedItems/VM;iaasvmcontainerv2;<rg>;<vm>)."""
+    m = re.search(r"/protectedItems/vm;iaasvmcontainer(?:v2)?;([^;/]+);([^;/]+)$", item_id, re.I)
+    sub = vault_sub or (item_id.split("/")[2] if item_id.lower().startswith("/subscriptions/") else None)
+    return Target(subscription=sub, resource_group=m.group(1), name=m.group(2)) if m and sub else None
+
+
+def _alert_targets(ctx: dict[str, Any], vault_sub: str | None) -> list[Target]:
+    found: list[str] = []
+    affected = ctx.get("affectedItems")
+    items = affected if isinstance(affected, list) else [affected]
+    for value in (ctx.get("linkedResourceId"), ctx.get("sourceId"), *items):
+        if isinstance(value, dict):
+            value = value.get("id") or value.get("resourceId") or value.get("linkedResourceId")
+        if isinstance(value, str):
+            found += _VM_IN.findall(value)
+    targets = {t.id.lower(): t for t in map(_vm_target, found)}
+    item = ctx.get("protectedItemId")
+    if not targets and isinstance(item, str):
+        t = _item_target(item, vault_sub)
+        if t is not None:
+            targets[t.id.lower()] = t
+    return list(targets.values())
+
+
+def _alert(doc: dict[str, Any]) -> Trigger:
+    data = doc.get("data")
+    if doc.get("schemaId") != "azureMonitorCommonAlertSchema" or not isinstance(data, dict) \
+            or not isinstance(data.get("essentials"), dict):
+        raise BadInput(f"not a common-alert-schema alert (schemaId {doc.get('schemaId')!r}); enable the common alert "
+                       "schema on the action group's runbook receiver")
+    ess, ctx = data["essentials"], data.get("alertContext") or {}
+    ctx = ctx if isinstance(ctx, dict) else {}
+    targets_ids = [t for t in ess.get("alertTargetIDs") or [] if isinstance(t, str)]
+    vault_id = next((t for t in targets_ids if "/microsoft.recoveryservices/vaults/" in t.lower()), None)
+    job_id = (ctx.get("extendedInfo") or {}).get("jobId") if isinstance(ctx.get("extendedInfo"), dict) else None
+    alert = Alert(str(ess.get("alertRule") or "?"), str(ess.get("monitorCondition") or ""),
+                  str(ess.get("monitoringService") or ""), ess.get("alertId"), vault_id,
+                  job_id or ctx.get("jobId"), ctx.get("category"))
+    source = f"alert '{alert.rule}' ({alert.service or 'unknown service'}, {alert.condition or 'no condition'})"
+    ignore = None
+    item = str(ctx.get("protectedItemId") or "")
+    if alert.condition.lower() == "resolved":
+        ignore = f"alert '{alert.rule}' is Resolved: nothing to fix"
+    elif alert.service.lower() != "azure backup":
+        ignore = f"alert '{alert.rule}' comes from {alert.service or 'an unknown service'}, not Azure Backup"
+    elif alert.category and alert.category.lower() != "jobs":
+        ignore = f"Azure Backup alert '{alert.rule}' is about {alert.category}, not a backup job"
+    elif re.search(r"restore|delete", alert.rule, re.I):
+        ignore = f"Azure Backup alert '{alert.rule}' is not about a failed backup"
+    elif item and "/protecteditems/" in item.lower() and not re.search(r"/protectedItems/vm;", item, re.I):
+        ignore = f"Azure Backup alert '{alert.rule}' is for {item.rsplit('/', 1)[-1]}, not a VM backup"
+    if ignore:
+        return Trigger(source, ignored=ignore, alert=alert)
+    targets = _alert_targets(ctx, resource_parts(vault_id)[0] if vault_id else None)
+    if not targets:
+        return Trigger(source, ignored=f"Azure Backup alert '{alert.rule}' names no virtual machine", alert=alert)
+    return Trigger(source, tuple(targets), alert=alert)
+
+
+def read_trigger(data: str) -> Trigger:
+    """Interpret the data argument: a VM resource ID, a JSON list of VM IDs, an alert or a WebhookData object."""
+    text = data.strip()
+    if text.startswith("/subscriptions/") and _VM_IN.fullmatch(text.rstrip("/")):
+        return Trigger("VM resource ID", (_vm_target(text),))
+    doc = _unwrap(_json(text))
+    if isinstance(doc, list):
+        if not doc or not all(isinstance(v, str) and _VM_IN.fullmatch(v.strip().rstrip("/")) for v in doc):
+            raise BadInput("a JSON list must hold VM resource IDs only")
+        unique = {t.id.lower(): t for t in (_vm_target(v.strip()) for v in doc)}
+        return Trigger(f"list of {len(unique)} VM ID(s)", tuple(unique.values()))
+    if isinstance(doc, dict):
+        return _alert(doc)
+    raise BadInput("the data is JSON but neither an alert nor a list of VM resource IDs")
+
+
+def resource_parts(resource_id: str) -> tuple[str, str, str]:
+    """(subscription, resource group, name) of a top-level resource ID."""
+    m = _RESOURCE.match(resource_id.strip())
+    if not m:
+        raise BadInput(f"not a resource ID: {resource_id!r}")
+    return m.group("sub"), m.group("rg"), m.group("name")
+
+
+# --- clients and reads -----------------------------------------------------------------------
+def connect(s: Settings, subscription: str, *, read_only: bool) -> Azure:
+    """Clients for one subscription: managed identity (or the default chain); none against a loopback endpoint."""
+    return Azure(AzureConfig(subscription=subscription, cloud=s.cloud,  # type: ignore[arg-type]
+                             arm_endpoint=os.environ.get("RUNBOOKS_ARM_ENDPOINT") or None,
+                             ca_bundle=os.environ.get("RUNBOOKS_CA_BUNDLE") or None, read_only=read_only,
+                             credential=s.credential, client_id=s.client_id))  # type: ignore[arg-type]
+
+
+def read_job(azure: Azure, vault: str, group: str, job_id: str) -> tuple[JobInfo, str]:
+    """A backup job (JobDetails_Get) as JobInfo, with its operation (Backup, Restore, …)."""
+    d = azure.call(azure.backup.job_details.get, vault, group, job_id).as_dict()
+    return JobInfo.from_arm(d), str((d.get("properties") or {}).get("operation") or "")
+
+
+def job_error(azure: Azure, vault: str, group: str, job_id: str) -> str | None:
+    """The error a backup job failed with: its errorTitle (e.g. ExtensionSnapshotFailedNoNetwork) or code."""
+    info, _ = read_job(azure, vault, group, job_id)
+    return info.error_title or (str(info.error_code) if info.error_code is not None else None)
+
+
+def fix_one(azure: Azure, target: Target, s: Settings, *, error: str | None, dry_run: bool, say: Say) -> Any:
+    """engine.run for one VM with the settings; an unexpected failure becomes a `failed` report."""
+    from .engine import Options, VmReport, run
+
+    opts = Options(error=error, dry_run=dry_run, allow_disruptive=s.allow_disruptive, backup=s.backup,
+                   retention_days=s.retention_days, egress_mode=s.egress_mode,
+                   backup_wait_seconds=s.backup_wait_seconds,
+                   backup_poll_seconds=0.05 if azure.config.loopback else None)
+    try:
+        return run(azure, target, opts, say=say)
+    except BadInput:
+        raise
+    except Exception as e:  # one VM's failure must not hide the others'
+        err = arm_error(e)
+        return VmReport(target, "failed", f"{err.code}: {err.message}")
+
+
+# --- fan-out ---------------------------------------------------------------------------------
+@dataclass
+class Child:
+    """One child job: its VM, job name, and the last status Automation reported."""
+
+    target: Target
+    job: str
+    status: str = "New"
+    error: str | None = None
+    polls: int = 0
+
+
+def child_parameters(vm_id: str, s: Settings) -> dict[str, str]:
+    """A child job's parameters: the VM ID first, then self-describing key=value settings (order-proof)."""
+    params = {"data": vm_id}
+    for key in FORWARDED:
+        value = getattr(s, key)
+        if value is None:
+            continue
+        text = str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
+        params[key] = f"{key}={text}"
+    return params
+
+
+def fan_out(azure: Azure, account_id: str, s: Settings, targets: Iterable[Target], say: Say,
+            sleep: Callable[[float], None] = time.sleep) -> list[Child]:
+    """Start one child job per VM, at most `s.concurrency` unfinished at once; wait for each to end."""
+    from azure.mgmt.automation.models import JobCreateParameters, JobCreateProperties, RunbookAssociationProperty
+
+    _, group, account = resource_parts(account_id)
+    pending: deque[Target] = deque(targets)
+    running: dict[str, Child] = {}
+    done: list[Child] = []
+    deadline = time.monotonic() + s.timeout_seconds
+    while pending or running:
+        while pending and len(running) < s.concurrency:
+            t = pending.popleft()
+            child = Child(t, str(uuid.uuid4()))
+            body = JobCreateParameters(properties=JobCreateProperties(
+                runbook=RunbookAssociationProperty(name=s.runbook), parameters=child_parameters(t.id, s)))
+            try:
+                azure.call(azure.automation.job.create, group, account, child.job, body)
+            except Exception as e:
+                err = arm_error(e)
+                child.status, child.error = "NotStarted", f"{err.code}: {err.message}"
+                say(f"{t.name}: could not start a {s.runbook} job: {child.error}")
+                done.append(child)
+                continue
+            running[child.job] = child
+            say(f"{t.name}: started job {child.job} ({s.runbook})")
+        for name, child in list(running.items()):
+            try:
+                job = azure.call(azure.automation.job.get, group, account, name).as_dict()
+            except Exception as e:  # a lost poll is retried on the next round
+                child.error = f"{arm_error(e).code}: {arm_error(e).message}"
+                continue
+            child.polls += 1
+            status = str((job.get("properties") or {}).get("status") or job.get("status") or "")
+            if status != child.status:
+                say(f"{child.target.name}: job {name} {status}")
+            child.status = status
+            if status in TERMINAL_JOB:
+                done.append(running.pop(name))
+        if running and time.monotonic() >= deadline:
+            for child in running.values():
+                say(f"{child.target.name}: job {child.job} still {child.status} after {s.timeout_seconds:g} s")
+                child.error = "timed out waiting for the job"
+                done.append(child)
+            running.clear()
+            for t in pending:
+                done.append(Child(t, "", "NotStarted", "timed out before the job could start"))
+            pending.clear()
+        if running:
+            sleep(s.poll_seconds)
+    return done
+
+
+# --- output ----------------------------------------------------------------------------------
+@dataclass
+class Output:
+    """stdout only; the last line is one JSON summary."""
+
+    script: str
+    mode: str | None = None
+    finished: bool = field(default=False, repr=False)
+
+    def say(self, line: str) -> None:
+        """One progress line."""
+        print(line, flush=True)
+
+    def lines(self, lines: Iterable[str]) -> None:
+        """Several lines."""
+        for line in lines:
+            self.say(line)
+
+    def finish(self, status: str, exit_code: int, vms: list[dict[str, Any]] | None = None, **extra: Any) -> int:
+        """Print the JSON summary line; returns the exit code."""
+        doc = {"status": status, "script": self.script, "mode": self.mode, "vms": vms or [], "exit_code": exit_code,
+               **extra}
+        print(json.dumps(doc, default=str, separators=(",", ":")), flush=True)
+        self.finished = True
+        return exit_code
+
+    def guard(self, body: Callable[[], int]) -> int:
+        """Run the script body: bad input is one `error:` line and exit 2; a crash is exit 1."""
+        import logging
+
+        logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            return body()
+        except BadInput as e:
+            line = str(e).splitlines()[0] if str(e) else "bad input"
+            self.say(f"error: {line}")
+            return self.finish("invalid", 2, error=line)
+        except Exception as e:
+            self.lines(traceback.format_exc().rstrip().splitlines())
+            line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            self.say(f"error: {line}")
+            return self.finish("error", 1, error=line)
+
+
+def vm_entry(r: Any) -> dict[str, Any]:
+    """A VmReport as one compact summary entry."""
+    inv = r.investigation
+    backup = r.backup.result.get("job_id") if r.backup is not None else None
+    return {"vm": r.target.name, "id": r.target.id, "status": r.status, "exit_code": r.exit_code,
+            "error": inv.error_code if inv else None, "message": r.message,
+            "changes": [f"{c.action}: {c.kind} {c.resource}" for c in r.changes()], "backup_job": backup}
+
+
+def overall(reports: list[Any], *, dry_run: bool) -> tuple[str, int]:
+    """(status, exit code) of several VM reports: failed 1, attention (manual/withheld) 3, else 0."""
+    codes = {r.exit_code for r in reports}
+    if 1 in codes:
+        return "failed", 1
+    if 3 in codes and not dry_run:
+        return "attention", 3
+    return ("planned" if dry_run else "ok"), 0
+
+
+def with_mode(s: Settings, mode: str) -> Settings:
+    """The same settings in another mode."""
+    return replace(s, mode=mode)

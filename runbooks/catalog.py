@@ -1,0 +1,134 @@
+"""The runbooks, as data: for each error (E1–E5 and its codes), the causes to check in the article's order,
+and for each cause the actions that fix it or the steps a person must take.
+
+Source: the troubleshooting article (2017, Korean; digest in docs/playbook.md) and the newer error
+codes Azure Backup reports for the same failures (docs/error-codes.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["CATALOG", "CAUSES", "Cause", "ErrorEntry", "lookup", "match_error"]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One cause or sub-cause: its title, the actions that fix it, and what only a person can do."""
+
+    id: str
+    title: str
+    fixes: tuple[str, ...] = ()
+    manual: tuple[str, ...] = ()
+    disruptive_note: str = ""
+
+
+CAUSES: dict[str, Cause] = {c.id: c for c in (
+    Cause("C1", "no outbound access from the VM to Azure Storage (NSG on the NIC or subnet)",
+          fixes=("allow-backup-egress",),
+          manual=("If traffic leaves through an HTTP proxy or a firewall appliance, allow the Storage.<region>, "
+                  "AzureBackup and AzureActiveDirectory destinations there (not automated).",)),
+    Cause("C2", "Windows guest agent installed but not responding",
+          fixes=("restart-guest-agent",),
+          manual=("If restarting does not help, reinstall the latest Windows guest agent MSI in the guest "
+                  "(needs admin and .NET 4.5 or later): https://go.microsoft.com/fwlink/?LinkID=394789",
+                  "Offline repair when the guest is unreachable: az vm repair create / run --run-id win-GA-fix / "
+                  "restore.")),
+    Cause("C3", "Linux guest agent (walinuxagent/waagent) out of date or stopped",
+          fixes=("upgrade-linux-agent", "restart-guest-agent"),
+          manual=("If it keeps failing, collect /var/lib/waagent/*.xml, /var/log/waagent.log and /var/log/azure/* "
+                  "with Logs.Verbose=y in /etc/waagent.conf.",)),
+    Cause("C4.shutdown", "guest shut down from inside (RDP/SSH) while the platform reports it running",
+          fixes=("power-off",)),
+    Cause("C4.sql", "SQL Server on Windows delays the VSS full backup (USEVSSCOPYBACKUP not set)",
+          fixes=("set-vss-copy-backup",)),
+    Cause("C4.schedule", "many VMs backed up in the same schedule slot",
+          manual=("Spread the backup policies' start times so no more than four VMs start together, "
+                  "at least an hour apart.",)),
+    Cause("C4.load", "CPU or memory above 90% during the snapshot",
+          manual=("Take the on-demand backup at a quieter time, or add capacity to the VM.",)),
+    Cause("C4.dhcp", "DHCP disabled inside the guest",
+          manual=("Enable DHCP on the guest's network adapter; set any static private IP through Azure "
+                  "(NIC IP configuration), not inside the guest.",)),
+    Cause("C5.extension", "backup extension (VMSnapshot/VMSnapshotLinux) failed or stuck",
+          fixes=("remove-backup-extension",)),
+    Cause("C5.provider", "Windows iaasvmprovider service not enabled (start type must be Automatic)",
+          fixes=("enable-iaasvmprovider",)),
+)}
+
+# Cause groups in the article, expanded to sub-causes in the order they are checked.
+_GROUP = {
+    "C1": ("C1",), "C2": ("C2",), "C3": ("C3",),
+    "C4": ("C4.shutdown", "C4.sql", "C4.load", "C4.schedule", "C4.dhcp"),
+    "C5": ("C5.extension", "C5.provider"),
+}
+
+
+@dataclass(frozen=True)
+class ErrorEntry:
+    """One runbook: the error's article message, the codes Azure reports for it, the causes in order."""
+
+    id: str
+    message: str
+    codes: tuple[str, ...]
+    groups: tuple[str, ...]
+    old_messages: tuple[str, ...] = field(default=())
+
+    @property
+    def causes(self) -> tuple[str, ...]:
+        """Sub-cause ids in the order to check them."""
+        return tuple(c for g in self.groups for c in _GROUP[g])
+
+
+CATALOG: tuple[ErrorEntry, ...] = (
+    ErrorEntry("E1", "VM agent unable to communicate with Azure Backup",
+               ("UserErrorGuestAgentStatusUnavailable", "UserErrorGuestAgentVersionUnsupported"),
+               ("C1", "C2", "C3", "C4", "C5")),
+    ErrorEntry("E2", "Snapshot operation failed due to no network connectivity on the virtual machine",
+               ("ExtensionSnapshotFailedNoNetwork",), ("C1", "C4", "C5")),
+    ErrorEntry("E3", "VMSnapshot extension operation failed",
+               ("ExtensionOperationFailedForManagedDisks", "ExtensionOperationFailed", "ExtentionOperationFailed",
+                "ExtensionStuckInDeletionState"),
+               ("C4", "C5", "C1", "C2", "C3")),
+    ErrorEntry("E4", "Unable to perform the operation as the VM agent is not responsive",
+               ("GuestAgentSnapshotTaskStatusError",), ("C2", "C3", "C1"),
+               ("Could not communicate with the VM agent for snapshot status",)),
+    ErrorEntry("E5", "Backup failed with an internal error - Please retry the operation in a few minutes",
+               ("BackUpOperationFailed", "BackUpOperationFailedV2"), ("C1", "C2", "C3", "C4", "C5")),
+)
+
+UNKNOWN = ErrorEntry("E5", "unrecognised error: every cause is checked in the E5 order", (), CATALOG[4].groups)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def lookup(key: str) -> ErrorEntry | None:
+    """The entry for an id (E1…E5) or a code, case-insensitively."""
+    k = key.strip().lower()
+    for e in CATALOG:
+        if k == e.id.lower() or k in (c.lower() for c in e.codes):
+            return e
+    return None
+
+
+def match_error(*texts: str | int | None) -> tuple[ErrorEntry, str]:
+    """The runbook for a job's error: by code (title or any text naming one), then by message; else E5 order."""
+    strings = [str(t) for t in texts if t not in (None, "")]
+    for s in strings:
+        if (e := lookup(s)) is not None:
+            return e, f"code {s}"
+    for s in strings:
+        for e in CATALOG:
+            for code in e.codes:
+                if re.search(rf"\b{re.escape(code)}\b", s, re.IGNORECASE):
+                    return e, f"code {code} in {s!r}"
+    for s in strings:
+        n = _norm(s)
+        for e in CATALOG:
+            for msg in (e.message, *e.old_messages):
+                if _norm(msg) and (_norm(msg) in n or n in _norm(msg)) and len(n) > 10:
+                    return e, f"message {s!r}"
+    return UNKNOWN, "unrecognised error" + (f" {strings[0]!r}" if strings else "")

@@ -1,0 +1,113 @@
+"""`python -m runbooks`: the command line. Only the standard library is imported here, so --help is cheap;
+each command imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+__all__ = ["build_parser", "main"]
+
+EPILOG = """exit codes: 0 fixed or nothing to do, 1 failed, 2 bad input, 3 a manual or withheld step.
+environment: AZURE_SUBSCRIPTION_ID (default subscription), RUNBOOKS_ARM_ENDPOINT (custom ARM endpoint),
+RUNBOOKS_CA_BUNDLE / REQUESTS_CA_BUNDLE (CA for a custom endpoint)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _connection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where")
+    g.add_argument("-g", "--resource-group", help="the VM's resource group (when VM is a name)")
+    g.add_argument("--subscription", help="subscription id (default: AZURE_SUBSCRIPTION_ID)")
+    g.add_argument("--cloud", default="AzureCloud", choices=["AzureCloud", "AzureChinaCloud", "AzureUSGovernment"])
+    g.add_argument("--arm-endpoint", help="custom ARM endpoint (default: RUNBOOKS_ARM_ENDPOINT or the cloud's)")
+    g.add_argument("--ca-bundle", help="CA bundle for a custom endpoint")
+    g.add_argument("--credential", default="default", choices=["default", "managed-identity"])
+    g.add_argument("--client-id", help="user-assigned managed identity client id")
+    g.add_argument("--simulator", action="store_true", help="run against an in-process armsim demo fleet")
+    g.add_argument("--output", "-o", default="text", choices=["text", "json"])
+
+
+def _apply_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="show the plan; make no change (read-only pipeline)")
+    p.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    p.add_argument("--allow-disruptive", action="store_true",
+                   help="consent to disruptive steps (power off, VM restart)")
+    p.add_argument("--audit-file", help="append one JSON line per applied change here "
+                                        "(default: ~/.local/state/azure-backup-runbooks/audit.jsonl)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: list, explain, diagnose, fix, apply, action, demo."""
+    parser = _Parser(prog="python -m runbooks", description="Diagnose and fix Azure VM backup failures.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="show the catalog of runbooks")
+    p.add_argument("--output", "-o", default="text", choices=["text", "json"])
+    p = sub.add_parser("explain", help="show one runbook: its causes in order and their fixes")
+    p.add_argument("code", help="E1..E5 or an error code, e.g. ExtensionSnapshotFailedNoNetwork")
+    p.add_argument("--output", "-o", default="text", choices=["text", "json"])
+
+    p = sub.add_parser("diagnose", help="the verdict for every cause, nothing else (read-only)")
+    p.add_argument("vms", nargs="+", metavar="VM", help="VM name (with -g) or full resource ID")
+    p.add_argument("--error", help="diagnose for this error code instead of the latest failed job's")
+    _connection(p)
+
+    p = sub.add_parser("fix", help="diagnose, plan, apply and verify with a backup")
+    p.add_argument("vms", nargs="*", metavar="VM", help="VM names (with -g) or full resource IDs")
+    p.add_argument("--error", help="the error to fix (default: the VM's latest failed backup job)")
+    p.add_argument("--from-vault", metavar="VAULT", help="every VM with a failed backup job in this vault (-g)")
+    p.add_argument("--since", default="24h", help="with --from-vault: how far back (e.g. 24h, 3d)")
+    p.add_argument("--plan-out", metavar="FILE", help="save the plan (implies --dry-run); apply it later")
+    p.add_argument("--no-backup", action="store_true", help="do not verify with an on-demand backup")
+    p.add_argument("--mode", default="service-tag", choices=["service-tag", "ip-ranges"],
+                   help="how allow-backup-egress writes NSG rules")
+    p.add_argument("--retention-days", type=int, default=30, help="on-demand backup retention")
+    p.add_argument("--concurrency", type=int, default=4, help="VMs fixed at the same time")
+    _connection(p)
+    _apply_flags(p)
+
+    p = sub.add_parser("apply", help="apply a plan saved with fix --plan-out, refusing if state drifted")
+    p.add_argument("plan_file", metavar="FILE")
+    _connection(p)
+    _apply_flags(p)
+
+    p = sub.add_parser("action", help="run one remediation action by hand")
+    p.add_argument("name", help="action name (see `list`)")
+    p.add_argument("vm", metavar="VM", help="VM name (with -g) or full resource ID")
+    p.add_argument("--force", action="store_true", help="act even if nothing looks broken")
+    p.add_argument("--mode", choices=["service-tag", "ip-ranges"], help="allow-backup-egress: rule style")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other action parameter, e.g. --param retention_days=7")
+    _connection(p)
+    _apply_flags(p)
+
+    p = sub.add_parser("demo", help="start armsim in-process and fix the whole demo fleet for real over HTTPS")
+    p.add_argument("--output", "-o", default="text", choices=["text", "json"])
+    p.add_argument("--no-disruptive", action="store_true", help="withhold disruptive steps")
+    p.add_argument("--concurrency", type=int, default=3)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch, and turn bad input into one error line and exit code 2."""
+    args = build_parser().parse_args(argv)
+    from remediations.errors import BadInput
+
+    from . import commands
+
+    try:
+        return int(getattr(commands, f"cmd_{args.command}")(args))
+    except BadInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

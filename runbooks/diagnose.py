@@ -1,0 +1,156 @@
+"""Cause checks: each reads the Facts snapshot (never Azure) and returns a Finding with its evidence.
+
+A check that cannot decide from ARM facts alone says `unknown`; where an action's read-only
+preview can decide it in the guest (Run Command with a read-only script), the Finding names that
+action as its `probe`, and the engine asks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from remediations.facts import Facts
+from remediations.netrules import egress_verdicts, storage_tag
+
+from .catalog import CAUSES, ErrorEntry
+
+__all__ = ["MIN_LINUX_AGENT", "Finding", "check", "diagnose"]
+
+Verdict = Literal["present", "absent", "unknown"]
+# The oldest Linux agent Azure supports; kept in one place with upgrade-linux-agent's default.
+MIN_LINUX_AGENT = "2.2.53"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A cause's verdict and the evidence that decided it."""
+
+    cause: str
+    verdict: Verdict
+    evidence: str
+    probe: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The cause's title from the catalog."""
+        return CAUSES[self.cause].title
+
+
+def _version(v: str | None) -> tuple[int, ...]:
+    import re
+
+    return tuple(int(x) for x in re.findall(r"\d+", v or ""))
+
+
+def _guest_down(f: Facts) -> bool:
+    h = f.health or {}
+    return f.vm.running and not f.vm.agent_ready and str(h.get("availabilityState", "")).lower() == "unavailable"
+
+
+def _c1(f: Facts) -> Finding:
+    if f.nsgs is None:
+        return Finding("C1", "unknown", f"{f.vm.name} has no network interface to evaluate")
+    names = ", ".join(f"{n.name} ({n.scope})" for n in f.nsgs) or "none"
+    if not f.nsgs:
+        return Finding("C1", "absent", f"no NSG on {f.vm.name}'s NIC or subnet; outbound is open")
+    if f.tags is None:
+        return Finding("C1", "absent", f"no outbound Deny for TCP 443 in NSGs {names}; "
+                                       "AllowInternetOutBound lets Storage through")
+    blocked = egress_verdicts(f.nsgs, region=f.vm.location, ports=(443,), resolver=f.tags)
+    if not blocked:
+        return Finding("C1", "absent", f"outbound TCP 443 to {storage_tag(f.vm.location)} is allowed by {names}")
+    b = blocked[0]
+    return Finding("C1", "present", f"outbound TCP {b.port} to {storage_tag(f.vm.location)} denied by {b.nsg_name} "
+                                    f"({b.scope}) rule {b.rule.name} (priority {b.rule.priority})")
+
+
+def _c2(f: Facts) -> Finding:
+    vm = f.vm
+    if vm.os_type != "Windows":
+        return Finding("C2", "absent", f"{vm.name} runs {vm.os_type or 'a non-Windows OS'}")
+    if not vm.running:
+        return Finding("C2", "absent", f"{vm.name} is {vm.power_state}; the agent is not expected to answer")
+    if vm.agent_ready:
+        return Finding("C2", "absent", f"guest agent Ready (version {vm.agent_version})")
+    if _guest_down(f):
+        return Finding("C2", "absent", "the agent is silent because the guest OS is down (see C4.shutdown)")
+    return Finding("C2", "present", f"guest agent {vm.agent_status or 'status missing'}: "
+                                    f"{vm.agent_message or 'no status'}; Resource Health: "
+                                    f"{(f.health or {}).get('availabilityState', 'unknown')}")
+
+
+def _c3(f: Facts) -> Finding:
+    vm = f.vm
+    if vm.os_type != "Linux":
+        return Finding("C3", "absent", f"{vm.name} runs {vm.os_type or 'a non-Linux OS'}")
+    if not vm.running:
+        return Finding("C3", "absent", f"{vm.name} is {vm.power_state}")
+    if not vm.agent_ready and not _guest_down(f):
+        return Finding("C3", "present", f"Linux agent {vm.agent_status or 'status missing'}: {vm.agent_message or ''}")
+    if vm.agent_version and _version(vm.agent_version) < _version(MIN_LINUX_AGENT):
+        return Finding("C3", "present", f"Linux agent {vm.agent_version} is below the supported minimum "
+                                        f"{MIN_LINUX_AGENT}")
+    return Finding("C3", "absent", f"Linux agent Ready, version {vm.agent_version}")
+
+
+def _c4_shutdown(f: Facts) -> Finding:
+    if _guest_down(f):
+        summary = (f.health or {}).get("summary", "Resource Health reports the VM unavailable")
+        return Finding("C4.shutdown", "present", f"platform says PowerState/running but Resource Health: {summary}")
+    return Finding("C4.shutdown", "absent", f"power state {f.vm.power_state}, agent {f.vm.agent_status}"
+                                            + ("" if f.health is None else
+                                               f", Resource Health {f.health.get('availabilityState')}"))
+
+
+def _guest_probe(cause: str, action: str, what: str) -> Callable[[Facts], Finding]:
+    def check(f: Facts) -> Finding:
+        vm = f.vm
+        if vm.os_type != "Windows":
+            return Finding(cause, "absent", f"{vm.name} runs {vm.os_type}; {what} applies to Windows")
+        if not vm.running or not vm.agent_ready:
+            return Finding(cause, "unknown", f"cannot look inside the guest: agent {vm.agent_status or 'absent'}")
+        return Finding(cause, "unknown", f"{what}: read in the guest through Run Command", probe=action)
+    return check
+
+
+def _not_observable(cause: str, why: str) -> Callable[[Facts], Finding]:
+    return lambda f: Finding(cause, "unknown", why)
+
+
+def _c5_extension(f: Facts) -> Finding:
+    ext = f.vm.backup_extension()
+    if ext is None:
+        return Finding("C5.extension", "absent", "backup extension not installed; the next backup installs it")
+    bad = ext.state.lower() in ("failed", "updating", "creating", "deleting", "transitioning") or (
+        ext.handler_status is not None and ext.handler_status.lower() != "ready")
+    state = f"{ext.name} ({ext.type} {ext.version}) provisioning {ext.state}, handler {ext.handler_status or 'n/a'}"
+    return Finding("C5.extension", "present" if bad else "absent", state)
+
+
+_CHECKS: dict[str, Callable[[Facts], Finding]] = {
+    "C1": _c1, "C2": _c2, "C3": _c3, "C4.shutdown": _c4_shutdown,
+    "C4.sql": _guest_probe("C4.sql", "set-vss-copy-backup", "SQL Server / USEVSSCOPYBACKUP"),
+    "C4.load": _not_observable("C4.load", "CPU/memory load is not visible through ARM (needs guest metrics)"),
+    "C4.schedule": _not_observable("C4.schedule", "schedule collisions are judged from the vault's policies "
+                                                  "(not checked)"),
+    "C4.dhcp": _not_observable("C4.dhcp", "DHCP inside the guest is not visible through ARM"),
+    "C5.extension": _c5_extension,
+    "C5.provider": _guest_probe("C5.provider", "enable-iaasvmprovider", "iaasvmprovider start type"),
+}
+
+
+def check(cause: str, facts: Facts) -> Finding:
+    """One cause's verdict from the facts."""
+    return _CHECKS[cause](facts)
+
+
+def diagnose(facts: Facts, entry: ErrorEntry) -> list[Finding]:
+    """Every cause of the runbook, in its order, judged from the facts."""
+    return [check(c, facts) for c in entry.causes]
+
+
+def decided(finding: Finding, present: bool, evidence: str) -> Finding:
+    """A probed finding, resolved by the probe's answer."""
+    return replace(finding, verdict="present" if present else "absent", evidence=evidence, probe=finding.probe)

@@ -1,0 +1,217 @@
+"""The engine: diagnose → plan (the union of fixes for the causes found) → confirm → apply → verify → report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from remediations.action import OnChange
+from remediations.actions import get_action
+from remediations.azure import Azure
+from remediations.facts import Facts, JobInfo, gather
+from remediations.model import Change, Outcome, Plan
+from remediations.target import Target
+
+from .catalog import CAUSES, ErrorEntry, lookup, match_error
+from .diagnose import Finding, decided, diagnose
+
+__all__ = ["Investigation", "Options", "VmReport", "investigate", "plan_fixes", "run"]
+
+Status = Literal["fixed", "nothing", "planned", "applied", "failed", "withheld", "manual"]
+EXIT = {"fixed": 0, "nothing": 0, "planned": 0, "applied": 0, "failed": 1, "withheld": 3, "manual": 3}
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a fix runs: the error (else the latest failed job's), consent, verification, action options."""
+
+    error: str | None = None
+    dry_run: bool = False
+    allow_disruptive: bool = False
+    backup: bool = True
+    retention_days: int = 30
+    egress_mode: str = "service-tag"
+    backup_wait_seconds: float = 3600.0
+    backup_poll_seconds: float | None = None
+    wait_ready_seconds: float = 300.0
+
+
+@dataclass
+class Investigation:
+    """Facts, the error and its runbook, the findings, and the previews made while probing."""
+
+    facts: Facts
+    entry: ErrorEntry
+    error_code: str | None
+    matched_by: str
+    job: JobInfo | None
+    findings: list[Finding]
+    previews: dict[str, Plan] = field(default_factory=dict)
+
+    @property
+    def present(self) -> list[Finding]:
+        """The causes found, in the runbook's order."""
+        return [f for f in self.findings if f.verdict == "present"]
+
+
+@dataclass
+class VmReport:
+    """Everything that happened for one VM, ready to render as text or JSON."""
+
+    target: Target
+    status: Status
+    message: str
+    investigation: Investigation | None = None
+    plans: list[Plan] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    backup: Outcome | None = None
+    manual: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 fixed or nothing to do, 1 failed, 3 a manual or withheld step."""
+        return EXIT[self.status]
+
+    def changes(self) -> list[Change]:
+        """Every planned change, in order."""
+        return [c for p in self.plans for c in p.changes]
+
+
+def _params(name: str, target: Target, opts: Options, **extra: Any) -> Any:
+    action = get_action(name)
+    fields = action.Params.model_fields
+    values: dict[str, Any] = {"target": target, **extra}
+    if "mode" in fields:
+        values["mode"] = opts.egress_mode
+    if "retention_days" in fields:
+        values["retention_days"] = opts.retention_days
+    if "wait_ready_seconds" in fields:
+        values["wait_ready_seconds"] = opts.wait_ready_seconds
+    return action, action.Params(**values)
+
+
+def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
+    """Gather facts, know the error, judge every cause of its runbook, resolve in-guest probes."""
+    facts = gather(azure, target)
+    job = facts.last_failed
+    if opts.error:
+        entry = lookup(opts.error)
+        entry, how = (entry, f"--error {opts.error}") if entry else match_error(opts.error)
+        code = opts.error
+    elif job is not None:
+        entry, how = match_error(job.error_title, job.error_string, job.error_code)
+        code = job.error_title or (str(job.error_code) if job.error_code is not None else None)
+    else:
+        entry, how = match_error(None)
+        code = None
+    inv = Investigation(facts, entry, code, how, job, diagnose(facts, entry))
+    for i, f in enumerate(inv.findings):
+        if f.verdict == "unknown" and f.probe:
+            action, params = _params(f.probe, target, opts)
+            plan = action.preview(azure, params)
+            inv.previews[f.probe] = plan
+            evidence = "; ".join(c.reason for c in plan.changes) or plan.reason
+            inv.findings[i] = decided(f, bool(plan.changes), evidence)
+    return inv
+
+
+def plan_fixes(azure: Azure, inv: Investigation, opts: Options) -> tuple[list[Plan], list[str]]:
+    """The plans of every fix for the causes found (probe previews reused), and the manual steps."""
+    plans: list[Plan] = []
+    manual: list[str] = []
+    seen: set[str] = set()
+    target = inv.facts.target
+    for finding in inv.present:
+        cause = CAUSES[finding.cause]
+        fixed_here = False
+        for name in cause.fixes:
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in inv.previews:
+                plan = inv.previews[name]
+            else:
+                action, params = _params(name, target, opts)
+                plan = action.preview(azure, params)
+            manual.extend(m for m in plan.manual if m not in manual)
+            if plan.changes:
+                plans.append(plan)
+                fixed_here = True
+        if not fixed_here:
+            manual.extend(m for m in cause.manual if m not in manual)
+    return plans, manual
+
+
+def _backup_plan(azure: Azure, target: Target, opts: Options) -> tuple[Any, Any, Plan]:
+    since = datetime.now(timezone.utc) - timedelta(seconds=60)  # clock skew margin
+    extra: dict[str, Any] = {"since": since, "wait": True, "wait_seconds": opts.backup_wait_seconds}
+    if opts.backup_poll_seconds is not None:
+        extra["poll_seconds"] = opts.backup_poll_seconds
+    action, params = _params("trigger-backup", target, opts, **extra)
+    return action, params, action.preview(azure, params)
+
+
+def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmReport], bool] | None = None,
+        on_change: OnChange | None = None, say: Say | None = None) -> VmReport:
+    """Fix one VM (or, with dry_run, only plan it); `confirm` is asked before anything is applied."""
+    say = say or (lambda _line: None)
+    say(f"{target.name}: reading facts")
+    inv = investigate(azure, target, opts)
+    latest = inv.facts.latest
+    if opts.error is None and latest is not None and latest.status in ("Completed", "CompletedWithWarnings"):
+        return VmReport(target, "nothing", "No changes. The VM's latest backup succeeded.", inv)
+    if inv.facts.backup is None:
+        return VmReport(target, "manual", f"{target.name} is not protected by Azure Backup; nothing to verify.",
+                        inv, manual=["Protect the VM in a Recovery Services vault (Backup > Enable backup)."])
+    plans, manual = plan_fixes(azure, inv, opts)
+    backup_action = backup_params = None
+    if opts.backup:
+        backup_action, backup_params, bplan = _backup_plan(azure, target, opts)
+        if bplan.changes or bplan.manual:
+            plans.append(bplan)
+    report = VmReport(target, "planned", "", inv, plans, manual=manual)
+    if not any(p.changes for p in plans):
+        report.status = "manual" if manual else "nothing"
+        report.message = "No changes." + (" Manual steps remain." if manual else "")
+        return report
+    if opts.dry_run:
+        report.message = "Dry run: nothing was changed."
+        return report
+    if confirm is not None and not confirm(report):
+        report.status, report.message = "withheld", "Not applied: confirmation declined (use --yes)."
+        return report
+    for plan in plans:
+        if plan.action == "trigger-backup":
+            continue
+        say(f"{target.name}: applying {plan.action}")
+        action, params = _params(plan.action, target, opts)
+        outcome = action.apply(azure, params, consent=opts.allow_disruptive, on_change=on_change)
+        report.outcomes.append(outcome)
+        report.manual.extend(m for m in outcome.manual if m not in report.manual)
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    withheld = [o for o in report.outcomes if o.status == "withheld"]
+    if failed:
+        report.status = "failed"
+        report.message = "; ".join(f"{o.action} failed: {o.reason}" for o in failed)
+        return report
+    if withheld:
+        report.status = "withheld"
+        report.message = "; ".join(f"{o.action} withheld: {o.reason}" for o in withheld)
+        report.manual.extend(m for o in withheld for m in o.manual if m not in report.manual)
+        return report
+    if backup_action is None:
+        report.status, report.message = "applied", "Applied; no verification backup (--no-backup)."
+        return report
+    say(f"{target.name}: verifying with an on-demand backup")
+    report.backup = backup_action.apply(azure, backup_params, consent=True, on_change=on_change)
+    if report.backup.status in ("changed", "unchanged") and not report.backup.error_code:
+        report.status = "fixed"
+        job = report.backup.result.get("job_id")
+        report.message = f"Fixed: backup job {job} completed." if job else f"Fixed: {report.backup.reason}"
+    else:
+        report.status = "failed"
+        report.message = f"Verification backup did not succeed: {report.backup.reason}"
+    return report

@@ -1,0 +1,146 @@
+"""What a person sees: Terraform-style plans, verdicts, outcomes, a fleet table; and the same as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from remediations.model import Change, Outcome, Plan
+
+from .engine import VmReport
+
+__all__ = ["Style", "plan_text", "report_json", "report_text", "summary_table", "totals_line"]
+
+_VERB = {"add": "added", "change": "changed", "remove": "removed", "run": "run"}
+_COLOUR = {"+": "32", "~": "33", "-": "31", "!": "36"}
+_MARK = {"present": "[x]", "absent": "[ ]", "unknown": "[?]"}
+
+
+class Style:
+    """Colour only on a terminal."""
+
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def sign(self, symbol: str) -> str:
+        """A plan sign, coloured when allowed."""
+        return f"\033[{_COLOUR[symbol]}m{symbol}\033[0m" if self.colour else symbol
+
+    def bold(self, text: str) -> str:
+        """Bold text, when allowed."""
+        return f"\033[1m{text}\033[0m" if self.colour else text
+
+
+def change_text(c: Change, style: Style) -> list[str]:
+    """One change: what will happen to which resource, why, then the signed one-line summary."""
+    lines = [f"  # {c.resource} will be {_VERB[c.kind]}" + (" (disruptive: needs --allow-disruptive)"
+                                                             if c.disruptive else ""),
+             f"  # (because {c.reason})",
+             f"  {style.sign(c.symbol)} {c.summary}"]
+    return lines
+
+
+def totals_line(changes: list[Change]) -> str:
+    """"Plan: 1 to add, 0 to change, 0 to remove, 1 to run." or "No changes."."""
+    if not changes:
+        return "No changes."
+    n = {k: sum(c.kind == k for c in changes) for k in _VERB}
+    return f"Plan: {n['add']} to add, {n['change']} to change, {n['remove']} to remove, {n['run']} to run."
+
+
+def plan_text(plans: list[Plan], style: Style) -> list[str]:
+    """Every change of every plan, then the totals line; notes and empty-plan reasons as comments."""
+    lines: list[str] = []
+    for p in plans:
+        for c in p.changes:
+            lines += change_text(c, style)
+            lines.append("")
+        for note in p.notes:
+            lines.append(f"  # note: {note}")
+    lines.append(totals_line([c for p in plans for c in p.changes]))
+    return lines
+
+
+def _error_line(r: VmReport) -> str | None:
+    inv = r.investigation
+    if inv is None:
+        return None
+    job = inv.job
+    where = ""
+    if job is not None:
+        when = job.start.strftime("%Y-%m-%d %H:%M UTC") if job.start else "time unknown"
+        where = f" (latest failed job {job.id[:8]}…, {when})"
+    code = inv.error_code or "none recorded"
+    return f"Error   {code} -> {inv.entry.id}: {inv.entry.message}{where}"
+
+
+def report_text(r: VmReport, style: Style, *, show_plan: bool = True) -> list[str]:
+    """A VM's error, verdicts, plan and outcome, as lines."""
+    lines = [style.bold(f"{r.target.name} ({r.target.resource_group})")]
+    err = _error_line(r)
+    if err:
+        lines.append(err)
+    if r.investigation is not None and r.status != "nothing":
+        for i, f in enumerate(r.investigation.findings):
+            head = "Causes  " if i == 0 else "        "
+            lines.append(f"{head}{_MARK[f.verdict]} {f.cause:<13}{f.evidence}")
+    if show_plan and r.plans:
+        lines.append("")
+        lines += plan_text(r.plans, style)
+    for o in r.outcomes:
+        why = f"verified: {o.reason}" if o.status == "changed" and o.reason else o.reason
+        lines.append(f"  {o.action}: {o.status}" + (f" ({why})" if why else ""))
+        lines += [f"    {e}" for e in o.evidence]
+    if r.backup is not None:
+        lines.append(f"  backup: {r.backup.status}" + (f" ({r.backup.reason})" if r.backup.reason else ""))
+    for m in r.manual:
+        lines.append(f"  manual step: {m}")
+    if r.message:
+        lines.append(r.message)
+    return lines
+
+
+def summary_table(reports: list[VmReport]) -> list[str]:
+    """One row per VM: error, causes found, actions applied, backup, result."""
+    rows = [("VM", "ERROR", "CAUSES", "ACTIONS", "BACKUP", "RESULT")]
+    for r in reports:
+        inv = r.investigation
+        causes = ",".join(f.cause for f in inv.present) if inv else ""
+        actions = ",".join(o.action for o in r.outcomes if o.status == "changed") or "-"
+        backup = r.backup.status if r.backup else "-"
+        rows.append((r.target.name, (inv.error_code or "-") if inv else "-", causes or "-", actions, backup, r.status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _outcome(o: Outcome) -> dict[str, Any]:
+    return o.model_dump(exclude={"changes": {"__all__": {"data"}}})
+
+
+def report_json(r: VmReport) -> dict[str, Any]:
+    """A VM's report as a JSON-ready dict (stable keys for scripts)."""
+    inv = r.investigation
+    out: dict[str, Any] = {
+        "vm": r.target.name, "resource_group": r.target.resource_group, "subscription": r.target.subscription,
+        "id": r.target.id, "status": r.status, "exit_code": r.exit_code, "message": r.message,
+        "error": None, "findings": [], "plans": [p.model_dump(exclude={"changes": {"__all__": {"data"}}})
+                                              for p in r.plans],
+        "outcomes": [_outcome(o) for o in r.outcomes],
+        "backup": _outcome(r.backup) if r.backup else None, "manual": r.manual,
+    }
+    if inv is not None:
+        job = inv.job
+        out["error"] = {"code": inv.error_code, "runbook": inv.entry.id, "message": inv.entry.message,
+                        "matched_by": inv.matched_by,
+                        "job": None if job is None else {"id": job.id, "status": job.status,
+                                                         "start": job.start.isoformat() if job.start else None,
+                                                         "error_code": job.error_code,
+                                                         "error_title": job.error_title}}
+        out["findings"] = [{"cause": f.cause, "title": f.title, "verdict": f.verdict, "evidence": f.evidence}
+                           for f in inv.findings]
+    return out
+
+
+def dumps(doc: Any) -> str:
+    """JSON text, one document."""
+    return json.dumps(doc, indent=2, default=str)

@@ -1,0 +1,274 @@
+"""trigger-backup: job-history helpers and plans (pure), then the real SDK against armsim (jobs, caps, faults)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from conftest import mutating
+from pydantic import ValidationError
+
+from armsim import DEMO_SUBSCRIPTION
+from remediations.actions.backup import BackupFacts, TriggerBackup
+from remediations.actions.backup_jobs import (
+    JobView,
+    arm_container,
+    cap_refusal,
+    for_vm,
+    job_view,
+    jobs_filter,
+    parse_time,
+)
+from remediations.azure import Azure, AzureConfig
+from remediations.target import Target
+
+DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",
+            "vm-sql-vss", "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled"]
+ACTION = TriggerBackup()
+NOW = datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc)
+FAST = {"poll_seconds": 0.01}
+
+
+def target(name: str) -> Target:
+    return Target(subscription=DEMO_SUBSCRIPTION, resource_group="rg-demo", name=name)
+
+
+def params(name: str, **kw: Any) -> Any:
+    return ACTION.params(target=target(name), **{**FAST, **kw})
+
+
+def job(status: str = "Failed", *, hours_ago: float = 1, user: bool = False, vm: str = "vm-x",
+        title: str | None = "ExtensionSnapshotFailedNoNetwork") -> JobView:
+    start = NOW - timedelta(hours=hours_ago)
+    return JobView(f"job-{status}-{hours_ago}", status, start, start + timedelta(minutes=1), user, vm,
+                   f"iaasvmcontainerv2;rg;{vm}", title if status == "Failed" else None)
+
+
+def facts(*jobs: JobView, last: str = "Completed", power: str = "running") -> BackupFacts:
+    return BackupFacts("vm-x", power, True, "rsv-demo", "rg-demo", "IaasVMContainer;iaasvmcontainerv2;rg;vm-x",
+                       "VM;iaasvmcontainerv2;rg;vm-x", last, NOW - timedelta(days=1), tuple(jobs), NOW)
+
+
+def sim_vault(armsim: Any) -> Any:
+    return next(v for v in armsim.sim.backup.vaults.values() if v.name == "rsv-demo")
+
+
+def sim_item(armsim: Any, vm: str) -> Any:
+    return sim_vault(armsim).items[f"vm;iaasvmcontainerv2;rg-demo;{vm}"]
+
+
+def sim_jobs(armsim: Any, vm: str) -> list[Any]:
+    return [j for j in sim_vault(armsim).jobs if j.item.vm.name == vm]
+
+
+def operations(armsim: Any) -> list[str]:
+    return [str(e["operation"]) for e in armsim.sim.requests()]
+
+
+# --- job history helpers ---------------------------------------------------------------------
+def test_parse_time_takes_arm_fractions_and_zones() -> None:
+    assert parse_time("2017-11-29T06:55:29.8631582Z") == datetime(2017, 11, 29, 6, 55, 29, 863158, tzinfo=timezone.utc)
+    assert parse_time("2026-11-26T10:00:00+01:00") == datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+    assert parse_time("") is None and parse_time(None) is None
+
+
+def test_jobs_filter_is_azure_clis_with_the_end_rounded_up() -> None:
+    assert jobs_filter(NOW) == ("operation eq 'Backup' and backupManagementType eq 'AzureIaasVM' and "
+                                "startTime eq '2026-11-25 01:00:00 PM' and endTime eq '2026-11-26 01:01:00 PM'")
+
+
+def test_container_names_and_matching() -> None:
+    assert arm_container("iaasvmcontainerv2;rg;vm-x") == "IaasVMContainer;iaasvmcontainerv2;rg;vm-x"
+    assert arm_container("IaasVMContainer;iaasvmcontainerv2;rg;vm-x") == "IaasVMContainer;iaasvmcontainerv2;rg;vm-x"
+    other_rg = JobView("j3", "Failed", NOW, None, False, "vm-x", "iaasvmcontainerv2;rg2;vm-x")
+    mine = [job(hours_ago=2, vm="VM-X"), job(hours_ago=1), job(vm="vm-y"), other_rg]
+    assert [j.id for j in for_vm(mine, "vm-x", "IaasVMContainer;iaasvmcontainerv2;rg;vm-x")] == \
+        ["job-Failed-1", "job-Failed-2"]
+
+
+def test_job_view_reads_the_error_title_and_tasks() -> None:
+    v = job_view({"name": "j1", "properties": {
+        "status": "Failed", "startTime": "2026-11-26T10:00:00Z", "entityFriendlyName": "vm-x",
+        "errorDetails": [{"errorCode": 400237, "errorTitle": "ExtensionSnapshotFailedNoNetwork", "errorString": "no net"}],
+        "extendedInfo": {"tasksList": [{"taskId": "Take Snapshot", "status": "Failed"}], "progressPercentage": 40}}})
+    assert (v.error, v.error_number, v.error_message, v.progress) == ("ExtensionSnapshotFailedNoNetwork", 400237,
+                                                                      "no net", 40.0)
+    assert v.progress_info()["tasks"] == [{"task": "Take Snapshot", "status": "Failed"}]
+
+
+def test_caps() -> None:
+    two = [job(user=True, hours_ago=h) for h in (1, 2)]
+    assert cap_refusal(two, "vm-x", NOW) is None
+    three = [*two, job(user=True, hours_ago=3)]
+    reason, manual = cap_refusal(three, "vm-x", NOW) or ("", "")
+    assert "3 on-demand backups of vm-x already ran today (UTC)" in reason and "00:00 UTC" in manual
+    yesterday = [job(user=True, hours_ago=h) for h in (14, 15, 16)]  # before 00:00 UTC: not today
+    assert cap_refusal(yesterday, "vm-x", NOW) is None
+    nine = [job(hours_ago=h) for h in range(1, 10)]
+    reason, manual = cap_refusal(nine, "vm-x", NOW) or ("", "")
+    assert "9 backup attempts of vm-x in the last 24 h" in reason and "2026-11-27 04:00 UTC" in manual
+
+
+# --- pure plans ------------------------------------------------------------------------------
+def test_params_are_validated() -> None:
+    for bad in ({"retention_days": 0}, {"retention_days": 10000}, {"poll_seconds": 0}, {"on_progress": 1}):
+        with pytest.raises(ValidationError):
+            ACTION.params(target=target("vm-x"), **bad)
+    assert ACTION.params(target=target("vm-x")).retention_days == 30
+
+
+def test_plan_cases() -> None:
+    p = ACTION.plan(BackupFacts("vm-x", "running", False), params("vm-x"))
+    assert p.empty and p.manual == ["protect vm-x in a Recovery Services vault first"]
+    p = ACTION.plan(facts(job("InProgress"), job()), params("vm-x"))
+    assert p.empty and p.reason.startswith("backup job job-InProgress-1 for vm-x is InProgress (started ")
+    assert ACTION.plan(facts(job("Completed")), params("vm-x")).reason.startswith("latest backup of vm-x succeeded at")
+    assert ACTION.plan(facts(), params("vm-x")).reason == "latest backup of vm-x succeeded at 2026-11-25 13:00 UTC"
+    (c,) = ACTION.plan(facts(job("Completed")), params("vm-x", force=True)).changes
+    assert c.reason.startswith("forced:")
+    (c,) = ACTION.plan(facts(job(), job("Completed", hours_ago=5)), params("vm-x", retention_days=7)).changes
+    assert (c.kind, c.resource, c.summary) == ("run", "vm-x backup", "backup vault rsv-demo, keep 7 days")
+    assert c.reason.startswith("the latest backup of vm-x failed at") and "ExtensionSnapshotFailedNoNetwork" in c.reason
+    assert not c.disruptive and c.data["container"].startswith("IaasVMContainer;")
+    stopped = ACTION.plan(facts(job(), power="stopped"), params("vm-x"))
+    assert stopped.notes == ["vm-x is stopped: the backup will be crash-consistent"]
+    capped = ACTION.plan(facts(*[job(user=True, hours_ago=h) for h in (1, 2, 3)]), params("vm-x"))
+    assert capped.empty and capped.reason.startswith("refused:") and "00:00 UTC" in capped.manual[0]
+
+
+# --- against armsim --------------------------------------------------------------------------
+def test_vm_healthy_latest_backup_succeeded(armsim: Any, azure: Azure) -> None:
+    out = ACTION.apply(azure, params("vm-healthy"))
+    assert out.status == "unchanged" and out.reason.startswith("latest backup of vm-healthy succeeded at")
+    assert mutating(armsim) == []
+
+
+def test_vm_nsg_blocked_job_fails_with_its_error_code(armsim: Any, azure: Azure) -> None:
+    seen: list[tuple[str, Any]] = []
+    before = len(sim_jobs(armsim, "vm-nsg-blocked"))
+    action = TriggerBackup(progress=lambda status, info: seen.append((status, info["tasks"])))
+    out = action.apply(azure, params("vm-nsg-blocked", wait=True))
+    assert out.status == "failed" and out.error_code == "ExtensionSnapshotFailedNoNetwork", out
+    assert "Snapshot operation failed due to no network connectivity" in out.reason
+    jobs = sim_jobs(armsim, "vm-nsg-blocked")
+    assert len(jobs) == before + 1 and jobs[-1].status == "Failed" and jobs[-1].id in out.reason
+    assert [s for s, _ in seen][0] == "InProgress" and seen[-1][0] == "Failed"
+    assert [e["operation"] for e in mutating(armsim)] == ["Backups_Trigger"]
+
+
+def test_trigger_without_wait_then_nothing_while_in_progress(armsim: Any, azure: Azure) -> None:
+    out = ACTION.apply(azure, params("vm-win-provider-disabled"))
+    job_id = out.result["job_id"]
+    assert out.status == "changed" and out.result["vault"] == "rsv-demo"
+    assert out.reason.startswith(f"backup job {job_id} for vm-win-provider-disabled is InProgress")
+    assert out.evidence[0] == f"backup job {job_id} for vm-win-provider-disabled started"
+    armsim.sim.clear_requests()
+    again = ACTION.apply(azure, params("vm-win-provider-disabled", force=True))
+    assert again.status == "unchanged" and job_id in again.reason and mutating(armsim) == []
+    final = ACTION.follow(azure, params("vm-win-provider-disabled"), job_id)
+    assert final["properties"]["status"] == "Failed"  # the provider is still disabled
+    assert final["properties"]["errorDetails"][0]["errorTitle"] == "BackUpOperationFailed"
+
+
+def test_seeded_in_progress_job_means_nothing_triggered(armsim: Any, azure: Azure) -> None:
+    running = armsim.sim.backup.start_job(sim_vault(armsim), sim_item(armsim, "vm-sql-vss"), error=None, user=False)
+    out = ACTION.apply(azure, params("vm-sql-vss", force=True))
+    assert out.status == "unchanged" and f"backup job {running.id} for vm-sql-vss is InProgress" in out.reason
+    assert mutating(armsim) == []
+
+
+@pytest.mark.parametrize("seed", ["failed", "completed-forced", "completed"])
+def test_on_demand_cap_refuses_a_fourth(armsim: Any, azure: Azure, seed: str) -> None:
+    vault, item = sim_vault(armsim), sim_item(armsim, "vm-nsg-blocked")
+    error = "ExtensionSnapshotFailedNoNetwork" if seed == "failed" else None
+    for _ in range(3):
+        armsim.sim.backup.start_job(vault, item, error=error, user=True, finished=True)
+    out = ACTION.apply(azure, params("vm-nsg-blocked", force=seed == "completed-forced"))
+    assert out.status == "unchanged" and mutating(armsim) == []
+    if seed == "completed":
+        assert out.reason.startswith("latest backup of vm-nsg-blocked succeeded")
+    else:
+        assert out.reason.startswith("refused: 3 on-demand backups of vm-nsg-blocked already ran today (UTC)")
+        assert out.manual and "wait until 00:00 UTC" in out.manual[0]
+
+
+def test_attempt_cap_refuses_a_tenth(armsim: Any, azure: Azure) -> None:
+    vault, item = sim_vault(armsim), sim_item(armsim, "vm-subnet-blocked")
+    for h in range(1, 9):  # 8 more scheduled failures, plus the demo's one
+        armsim.sim.backup.start_job(vault, item, error="ExtensionSnapshotFailedNoNetwork", user=False,
+                                    when=datetime.now(timezone.utc) - timedelta(hours=h), finished=True)
+    out = ACTION.apply(azure, params("vm-subnet-blocked"))
+    assert out.status == "unchanged" and "9 backup attempts of vm-subnet-blocked in the last 24 h" in out.reason
+    assert mutating(armsim) == []
+
+
+def test_not_protected(armsim: Any, azure: Azure) -> None:
+    sim_vault(armsim).items.pop("vm;iaasvmcontainerv2;rg-demo;vm-healthy")
+    out = ACTION.apply(azure, params("vm-healthy"))
+    assert out.status == "unchanged" and out.reason == "vm-healthy is not protected by Azure Backup"
+    assert out.manual == ["protect vm-healthy in a Recovery Services vault first"] and mutating(armsim) == []
+
+
+def test_read_only_preview_of_every_demo_vm(armsim: Any) -> None:
+    ro = Azure(AzureConfig(subscription=DEMO_SUBSCRIPTION, arm_endpoint=armsim.endpoint,
+                           ca_bundle=armsim.ca_bundle, read_only=True))
+    plans = {vm: ACTION.preview(ro, params(vm)) for vm in DEMO_VMS}
+    assert [vm for vm, p in plans.items() if p.empty] == ["vm-healthy"]
+    assert mutating(armsim) == []
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "throttle", "retry_after": 1},
+    {"kind": "server_error"},
+    {"kind": "unavailable", "retry_after": 1},
+    {"kind": "reset"},
+    {"kind": "conflict"},
+])
+def test_transient_faults_on_trigger_make_one_job(armsim: Any, azure: Azure, fault: dict[str, Any]) -> None:
+    before = len(sim_jobs(armsim, "vm-linux-agent-old"))
+    f = armsim.sim.faults.add(operation="Backups_Trigger", **fault)
+    out = ACTION.apply(azure, params("vm-linux-agent-old"))
+    assert out.status == "changed", out
+    assert f.hits == 2 and len(sim_jobs(armsim, "vm-linux-agent-old")) == before + 1
+    ops = operations(armsim)
+    first, second = (i for i, op in enumerate(ops) if op == "Backups_Trigger")
+    assert "BackupJobs_List" in ops[first:second]  # re-read the job history before triggering again
+
+
+def test_trigger_operation_failed_after_the_job_started_does_not_trigger_twice(armsim: Any, azure: Azure) -> None:
+    before = len(sim_jobs(armsim, "vm-win-agent-hung"))
+    armsim.sim.faults.add(kind="lro_failed", operation="Backups_Trigger")  # job created, its operation Fails
+    out = ACTION.apply(azure, params("vm-win-agent-hung", wait=True))
+    assert len(sim_jobs(armsim, "vm-win-agent-hung")) == before + 1
+    assert operations(armsim).count("Backups_Trigger") == 1
+    assert out.status == "changed" and "is InProgress" in out.reason, out
+    assert out.result["job_id"] == sim_jobs(armsim, "vm-win-agent-hung")[-1].id
+
+
+@pytest.mark.parametrize("operation", ["ProtectedItemOperationStatuses_Get", "JobDetails_Get"])
+def test_lost_polls_are_polled_again_not_triggered_again(armsim: Any, azure: Azure, operation: str) -> None:
+    before = len(sim_jobs(armsim, "vm-ext-failed"))
+    armsim.sim.compute.vms[(DEMO_SUBSCRIPTION, "rg-demo", "vm-ext-failed")].extensions.clear()
+    armsim.sim.faults.add(kind="reset", operation=operation)
+    armsim.sim.faults.add(kind="server_error", operation=operation)
+    out = ACTION.apply(azure, params("vm-ext-failed", wait=True))
+    assert out.status == "changed" and out.evidence == [f"job {out.result['job_id']} Completed"], out
+    assert len(sim_jobs(armsim, "vm-ext-failed")) == before + 1
+    assert operations(armsim).count("Backups_Trigger") == 1
+
+
+def test_non_transient_trigger_error_is_a_clean_failure(armsim: Any, azure: Azure) -> None:
+    before = len(sim_jobs(armsim, "vm-sql-vss"))
+    armsim.sim.faults.add(kind="status", status=400, code="BMSUserErrorObjectLocked", operation="Backups_Trigger",
+                          message="Another operation is in progress on the selected item.")
+    out = ACTION.apply(azure, params("vm-sql-vss"))
+    assert out.status == "failed" and out.error_code == "BMSUserErrorObjectLocked" and out.error_status == 400
+    assert len(sim_jobs(armsim, "vm-sql-vss")) == before
+
+
+def test_wait_is_bounded(armsim: Any, azure: Azure) -> None:
+    armsim.sim.settings.backup_job_polls = 10_000
+    out = ACTION.apply(azure, params("vm-rdp-shutdown", wait=True, wait_seconds=0.05))
+    assert out.status == "changed" and "still InProgress after 0.05 s" in out.evidence[0], out
+    assert "is InProgress" in out.reason

@@ -1,0 +1,340 @@
+"""allow-backup-egress against armsim over HTTPS with the real SDK: plans, apply, faults, races."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from conftest import FAST_RETRY, mutating
+from pydantic import ValidationError
+
+from armsim import DEMO_SUBSCRIPTION, Server
+from remediations.actions import get_action
+from remediations.actions.egress import AllowBackupEgress, EgressParams
+from remediations.azure import Azure, AzureConfig
+from remediations.errors import ReadOnlyViolation
+from remediations.model import Outcome
+from remediations.target import Target
+
+RG = "rg-demo"
+STORAGE_EASTUS = ["20.38.98.0/24", "20.47.1.0/24", "20.60.0.0/16", "52.239.152.0/22", "52.240.48.0/20"]
+NO_NETWORK = "ExtensionSnapshotFailedNoNetwork"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def params(vm: str, **kw: Any) -> EgressParams:
+    return EgressParams(target=Target(subscription=DEMO_SUBSCRIPTION, resource_group=RG, name=vm), **kw)
+
+
+def new_azure(server: Server, *, read_only: bool = False) -> Azure:
+    return Azure(AzureConfig(subscription=DEMO_SUBSCRIPTION, arm_endpoint=server.endpoint,
+                             ca_bundle=server.ca_bundle, retry=FAST_RETRY, read_only=read_only))
+
+
+def sim_vm(server: Server, name: str) -> Any:
+    return server.sim.compute.vms[(DEMO_SUBSCRIPTION, RG, name)]
+
+
+def nsg_id(name: str) -> str:
+    return f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/{name}"
+
+
+def sim_nsg(server: Server, name: str) -> Any:
+    return server.sim.network.nsgs[nsg_id(name).lower()]
+
+
+def nic(server: Server, vm: str) -> Any:
+    return server.sim.network.nics[
+        f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Network/networkInterfaces/"
+        f"{vm}-nic".lower()]
+
+
+def raw_rule(name: str, priority: int, dest: str, ports: str | list[str] = "443", access: str = "Deny",
+             source: str = "*") -> dict[str, Any]:
+    many = isinstance(ports, list)
+    return {"name": name, "etag": f'W/"{uuid.uuid4()}"', "properties": {
+        "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": "" if many else ports,
+        "sourceAddressPrefix": source, "destinationAddressPrefix": dest, "access": access, "priority": priority,
+        "direction": "Outbound", "sourceAddressPrefixes": [], "destinationAddressPrefixes": [],
+        "sourcePortRanges": [], "destinationPortRanges": ports if many else [], "provisioningState": "Succeeded"}}
+
+
+def put_rule(server: Server, nsg: str, rule: dict[str, Any]) -> None:
+    """Change armsim state directly, as another writer behind the action's back would."""
+    with server.sim.lock:
+        sim_nsg(server, nsg).rules[rule["name"].lower()] = rule
+
+
+def rules(server: Server, nsg: str) -> dict[str, tuple[int, str]]:
+    """name -> (priority, access) of the NSG's custom rules, checking none is half-applied."""
+    n = sim_nsg(server, nsg)
+    assert n.writer is None, f"{nsg} still held by {n.writer}"
+    out = {}
+    for r in n.rules.values():
+        p = r["properties"]
+        assert p.get("provisioningState", "Succeeded") == "Succeeded", r
+        out[r["name"]] = (p["priority"], p["access"])
+    outbound = [p for p, _ in out.values()]
+    assert len(outbound) == len(set(outbound)), f"duplicate priorities in {nsg}: {out}"
+    return out
+
+
+def put_count(server: Server) -> int:
+    return sum(1 for e in mutating(server) if e["operation"] == "SecurityRules_CreateOrUpdate")
+
+
+# --- params --------------------------------------------------------------------------------------
+def test_registered_and_params_validated() -> None:
+    action = get_action("allow-backup-egress")
+    assert isinstance(action, AllowBackupEgress) and action.Params is EgressParams
+    p = params("vm-x")
+    assert (p.mode, p.ports, p.max_prefixes_per_rule) == ("service-tag", None, 4000)
+    assert params("vm-x", ports=[443, 8443, 443]).ports == (443, 8443)
+    for bad in ({"ports": []}, {"ports": [0]}, {"ports": [70000]}, {"max_prefixes_per_rule": 0},
+                {"max_prefixes_per_rule": 4001}, {"mode": "fqdn"}, {"colour": "red"}):
+        with pytest.raises(ValidationError):
+            params("vm-x", **bad)
+
+
+# --- the blocked demo VMs --------------------------------------------------------------------------
+@pytest.mark.parametrize(("vm", "nsg", "blocker", "blocker_prio", "prio"), [
+    ("vm-nsg-blocked", "nsg-blocked", "deny-internet-443", 200, 199),
+    ("vm-subnet-blocked", "nsg-locked-subnet", "deny-https-out", 250, 249),
+])
+def test_blocked_vm_plan_apply_converge(armsim: Server, azure: Azure, vm: str, nsg: str, blocker: str,
+                                        blocker_prio: int, prio: int) -> None:
+    action, p = AllowBackupEgress(), params(vm)
+    assert armsim.sim.backup.verdict(sim_vm(armsim, vm)) == NO_NETWORK
+    plan = action.preview(azure, p)
+    assert mutating(armsim) == []
+    assert len(plan.changes) == 1, plan
+    c = plan.changes[0]
+    assert (c.kind, c.resource) == ("add", f"{nsg}/securityRules/allow-azure-backup-443")
+    assert c.resource_id == f"{nsg_id(nsg)}/securityRules/allow-azure-backup-443"
+    assert c.summary == f"rule Outbound Allow TCP 443 → Storage.eastus priority {prio}"
+    assert c.reason == (f"outbound TCP 443 to Storage.eastus is denied by {nsg} rule {blocker} "
+                        f"(priority {blocker_prio})")
+    assert c.before is None and c.after is not None and c.after["priority"] == prio
+    assert not c.disruptive and plan.notes == []
+
+    out = action.apply(azure, p)
+    assert out.status == "changed", out
+    assert out.evidence[0] == f"{nsg}/securityRules/allow-azure-backup-443 created at priority {prio}"
+    assert put_count(armsim) == 1
+    assert rules(armsim, nsg)["allow-azure-backup-443"] == (prio, "Allow")
+    assert armsim.sim.network.storage_blocked(sim_vm(armsim, vm)) is None
+    assert armsim.sim.backup.verdict(sim_vm(armsim, vm)) != NO_NETWORK
+
+    again = action.preview(azure, p)
+    assert again.empty and "is allowed by every NSG on " + vm in again.reason
+    armsim.sim.clear_requests()
+    second = action.apply(azure, p)
+    assert second.status == "unchanged" and mutating(armsim) == []
+
+
+def test_ip_ranges_mode_chunks_prefixes(armsim: Server, azure: Azure) -> None:
+    put_rule(armsim, "nsg-blocked", raw_rule("deny-internet-443", 200, "Internet", ["443", "8443"]))
+    action, p = AllowBackupEgress(), params("vm-nsg-blocked", mode="ip-ranges", max_prefixes_per_rule=2)
+    plan = action.preview(azure, p)
+    got = [(c.resource.rsplit("/", 1)[-1], c.after["priority"]) for c in plan.changes]  # type: ignore[index]
+    assert got == [("allow-azure-backup-443-01", 199), ("allow-azure-backup-443-02", 198),
+                   ("allow-azure-backup-443-03", 197), ("allow-azure-backup-8443-01", 196),
+                   ("allow-azure-backup-8443-02", 195), ("allow-azure-backup-8443-03", 194)]
+    for port in (443, 8443):
+        covered = []
+        for c in plan.changes:
+            if c.after["destinationPortRange"] == str(port):  # type: ignore[index]
+                a = c.after
+                covered += a.get("destinationAddressPrefixes") or [a["destinationAddressPrefix"]]  # type: ignore
+        assert covered == STORAGE_EASTUS
+    assert plan.changes[0].summary == "rule Outbound Allow TCP 443 → 20.38.98.0/24, 20.47.1.0/24 priority 199"
+
+    out = action.apply(azure, p)
+    assert out.status == "changed" and len(out.changes) == 6, out
+    assert len(rules(armsim, "nsg-blocked")) == 7
+    for port in (443, 8443):
+        assert armsim.sim.network.storage_blocked(sim_vm(armsim, "vm-nsg-blocked"), port) is None
+    armsim.sim.clear_requests()
+    assert action.apply(azure, p).status == "unchanged" and mutating(armsim) == []
+
+
+def test_healthy_vm_empty_plan_with_reason(armsim: Server, azure: Azure) -> None:
+    action, p = AllowBackupEgress(), params("vm-healthy")
+    plan = action.preview(azure, p)
+    assert plan.empty
+    assert plan.reason == "outbound TCP 443, 8443 to Storage.eastus is allowed by every NSG on vm-healthy (nsg-app)"
+    out = action.apply(azure, p)
+    assert (out.status, out.reason) == ("unchanged", plan.reason)
+    assert mutating(armsim) == []
+    p443 = params("vm-healthy", ports=[443])
+    assert action.preview(azure, p443).reason.startswith("outbound TCP 443 to Storage.eastus is allowed")
+
+
+def test_read_only_preview_every_demo_vm(armsim: Server) -> None:
+    ro = new_azure(armsim, read_only=True)
+    action = AllowBackupEgress()
+    planned = {}
+    for v in list(armsim.sim.compute.vms.values()):
+        plan = action.preview(ro, params(v.name))
+        planned[v.name] = [c.resource for c in plan.changes]
+        assert plan.changes or plan.reason
+    assert len(planned) == 9
+    assert {k for k, v in planned.items() if v} == {"vm-nsg-blocked", "vm-subnet-blocked"}
+    assert mutating(armsim) == []
+    with pytest.raises(ReadOnlyViolation):  # the write would be stopped in the pipeline
+        action.execute(ro, params("vm-nsg-blocked"), action.preview(ro, params("vm-nsg-blocked")).changes[0])
+    assert mutating(armsim) == []
+
+
+# --- existing rules --------------------------------------------------------------------------------
+def test_differing_rule_of_ours_is_changed_with_if_match(armsim: Server, azure: Azure) -> None:
+    put_rule(armsim, "nsg-blocked", raw_rule("allow-azure-backup-443", 300, "Storage", access="Allow"))
+    action, p = AllowBackupEgress(), params("vm-nsg-blocked")
+    plan = action.preview(azure, p)
+    [c] = plan.changes
+    assert c.kind == "change" and c.before["priority"] == 300 and c.after["priority"] == 199  # type: ignore[index]
+    assert c.before["destinationAddressPrefix"] == "Storage"  # type: ignore[index]
+    assert "(was Outbound Allow TCP 443 → Storage priority 300)" in c.summary
+    out = action.apply(azure, p)
+    assert out.status == "changed" and out.evidence[0].endswith("updated at priority 199"), out
+    assert rules(armsim, "nsg-blocked") == {"deny-internet-443": (200, "Deny"),
+                                            "allow-azure-backup-443": (199, "Allow")}
+
+
+def test_rule_of_ours_squatting_a_planned_priority_is_moved_first(armsim: Server, azure: Azure) -> None:
+    # An earlier run left -02 at 199; planning -01 at 199 would clash with it (SecurityRuleConflict forever).
+    put_rule(armsim, "nsg-blocked", raw_rule("allow-azure-backup-443-02", 199, "20.60.0.0/16", access="Allow"))
+    action, p = AllowBackupEgress(), params("vm-nsg-blocked", mode="ip-ranges", max_prefixes_per_rule=2)
+    plan = action.preview(azure, p)
+    assert [(c.kind, c.after["priority"]) for c in plan.changes] == [  # type: ignore[index]
+        ("add", 198), ("change", 197), ("add", 196)]
+    out = action.apply(azure, p)
+    assert out.status == "changed", out
+    assert armsim.sim.network.storage_blocked(sim_vm(armsim, "vm-nsg-blocked")) is None
+    assert sum(1 for e in mutating(armsim) if e["status"] == 400) == 0
+
+
+def test_no_free_priority_is_a_manual_step(armsim: Server, azure: Azure) -> None:
+    put_rule(armsim, "nsg-blocked", raw_rule("deny-internet-443", 100, "Internet"))
+    action, p = AllowBackupEgress(), params("vm-nsg-blocked")
+    plan = action.preview(azure, p)
+    assert plan.empty and "no free priority" in plan.reason and "deny-internet-443" in plan.reason
+    assert plan.manual and "nsg-blocked" in plan.manual[0]
+    out = action.apply(azure, p)
+    assert out.status == "unchanged" and out.manual == plan.manual and mutating(armsim) == []
+
+
+def test_wireserver_block_is_reported_not_fixed(armsim: Server, azure: Azure) -> None:
+    put_rule(armsim, "nsg-blocked", raw_rule("deny-wireserver", 150, "168.63.129.16", "*"))
+    plan = AllowBackupEgress().preview(azure, params("vm-nsg-blocked"))
+    assert [c.resource for c in plan.changes] == ["nsg-blocked/securityRules/allow-azure-backup-443"]
+    assert len(plan.notes) == 1 and "deny-wireserver (priority 150)" in plan.notes[0]
+    assert "168.63.129.16" in plan.notes[0] and "by hand" in plan.notes[0]
+
+
+def test_region_without_storage_tag_is_explained(armsim: Server, azure: Azure) -> None:
+    sim_vm(armsim, "vm-nsg-blocked").location = "southcentralus"
+    plan = AllowBackupEgress().preview(azure, params("vm-nsg-blocked"))
+    assert plan.empty and "Storage.southcentralus" in plan.reason and plan.manual
+
+
+# --- faults on the rule PUT ------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["busy", "throttle", "server_error", "unavailable", "reset", "conflict",
+                                  "precondition", "lro_canceled"])
+def test_transient_fault_on_rule_put_ends_changed(armsim: Server, azure: Azure, kind: str) -> None:
+    armsim.sim.faults.add(kind=kind, method="PUT", path="*/securityRules/*",
+                          operation="SecurityRules_CreateOrUpdate", count=1, retry_after=1)
+    out = AllowBackupEgress().apply(azure, params("vm-nsg-blocked"))
+    assert out.status == "changed", out
+    assert rules(armsim, "nsg-blocked") == {"deny-internet-443": (200, "Deny"),
+                                            "allow-azure-backup-443": (199, "Allow")}
+    assert put_count(armsim) == 2
+    assert armsim.sim.network.storage_blocked(sim_vm(armsim, "vm-nsg-blocked")) is None
+
+
+@pytest.mark.parametrize(("kind", "count", "code"), [
+    ("lro_failed", 1, "InternalOperationError"),
+    ("server_error", None, "InternalServerError"),
+    ("lro_canceled", None, "CanceledAndSupersededDueToAnotherOperation"),
+    ("status", 1, "InvalidRequestFormat"),
+])
+def test_lasting_fault_on_rule_put_fails_clean(armsim: Server, azure: Azure, kind: str, count: int | None,
+                                               code: str) -> None:
+    extra = {"status": 400, "code": code, "message": "bad body"} if kind == "status" else {}
+    armsim.sim.faults.add(kind=kind, method="PUT", path="*/securityRules/*", count=count, **extra)
+    out = AllowBackupEgress().apply(azure, params("vm-nsg-blocked"))
+    assert (out.status, out.error_code) == ("failed", code), out
+    assert rules(armsim, "nsg-blocked") == {"deny-internet-443": (200, "Deny")}
+    assert armsim.sim.network.storage_blocked(sim_vm(armsim, "vm-nsg-blocked")) is not None
+
+
+def test_priority_taken_after_read_replans_to_next_free(armsim: Server, azure: Azure) -> None:
+    # The PUT is held 0.3 s; meanwhile another writer takes priority 199 -> 400 SecurityRuleConflict.
+    gate = armsim.sim.faults.add(kind="latency", seconds=0.3, method="PUT", path="*/securityRules/*", count=1)
+
+    def squat() -> None:
+        deadline = time.monotonic() + 10
+        while gate.hits == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        put_rule(armsim, "nsg-blocked", raw_rule("someone-elses-rule", 199, "10.9.0.0/16", "22", "Allow"))
+
+    t = threading.Thread(target=squat)
+    t.start()
+    out = AllowBackupEgress().apply(azure, params("vm-nsg-blocked"))
+    t.join()
+    assert out.status == "changed", out
+    assert [e["status"] for e in mutating(armsim)] == [400, 201]
+    assert out.evidence == ["nsg-blocked/securityRules/allow-azure-backup-443 created at priority 198"]
+    assert rules(armsim, "nsg-blocked") == {"deny-internet-443": (200, "Deny"),
+                                            "someone-elses-rule": (199, "Allow"),
+                                            "allow-azure-backup-443": (198, "Allow")}
+
+
+# --- two runs at once on one NSG -----------------------------------------------------------------------
+def _race(server: Server, p1: EgressParams, p2: EgressParams, stagger: float = 0.0) -> list[Outcome]:
+    """Run two applies at the same moment (the second `stagger` seconds late), each with its own clients."""
+    barrier = threading.Barrier(2)
+    outcomes: list[Any] = [None, None]
+
+    def run(i: int, p: EgressParams) -> None:
+        az = new_azure(server)
+        barrier.wait()
+        time.sleep(stagger * i)
+        try:
+            outcomes[i] = AllowBackupEgress().apply(az, p)
+        except BaseException as e:  # surfaced by the assertion below
+            outcomes[i] = e
+
+    threads = [threading.Thread(target=run, args=(i, p)) for i, p in enumerate((p1, p2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("service-tag", {"allow-azure-backup-443": 199}),
+    ("ip-ranges", {"allow-azure-backup-443-01": 199, "allow-azure-backup-443-02": 198,
+                   "allow-azure-backup-443-03": 197}),
+])
+def test_two_runs_sharing_one_nsg_leave_one_runs_rules(armsim: Server, mode: str, expected: dict[str, int]) -> None:
+    for round_ in range(4):
+        armsim.sim.reset("demo")
+        armsim.sim.faults.clear()
+        armsim.sim.settings.nsg_write_polls = 2
+        nic(armsim, "vm-healthy").nsg_id = nsg_id("nsg-blocked")  # a second VM behind nsg-blocked
+        armsim.sim.faults.add(kind="latency", seconds=0.05 * (round_ % 3), method="PUT",
+                              path="*/securityRules/*", count=None)
+        kw: dict[str, Any] = {"mode": mode, "max_prefixes_per_rule": 2}
+        outcomes = _race(armsim, params("vm-nsg-blocked", **kw), params("vm-healthy", **kw))
+        for o in outcomes:
+            assert isinstance(o, Outcome) and o.status in ("changed", "unchanged"), o
+        assert any(o.changes for o in outcomes)
+        got = rules(armsim, "nsg-blocked")
+        assert got == {"deny-internet-443": (200, "Deny"), **{k: (v, "Allow") for k, v in expected.items()}}
+        for v in ("vm-nsg-blocked", "vm-healthy"):
+            assert armsim.sim.network.storage_blocked(sim_vm(armsim, v)) is None
