@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ERRORS", "ROUTES", "BackupModel", "Item", "Job", "Vault"]
 
-MIN_LINUX_AGENT = "2.2.53"
+MIN_LINUX_AGENT = "2.2.53.1"  # KB 4049215: "later than or equal to version 2.2.53.1"
 
 ERRORS: dict[str, tuple[int, str, list[str]]] = {
     "UserErrorGuestAgentStatusUnavailable": (

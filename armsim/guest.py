@@ -9,7 +9,7 @@ model, the effect each script has on a real guest:
 | linux-agent-status | reads the agent unit, state, version, distro, package manager, AutoUpdate |
 | linux-agent-restart | restarts the agent unit (revives a hung agent; the version does not change) |
 | linux-agent-upgrade | upgrades the agent package from the distro repository (to `repo_agent_version`, never down), sets AutoUpdate.Enabled=y, enables the unit, restarts it |
-| windows-vss-get | reads HKLM\\SOFTWARE\\Microsoft\\BcdrAgent USEVSSCOPYBACKUP |
+| windows-vss-get | reads HKLM\\SOFTWARE\\Microsoft\\BcdrAgent USEVSSCOPYBACKUP, and whether SQL Server is installed |
 | windows-vss-set | writes it as REG_SZ TRUE |
 | windows-agent-restart | restarts WindowsAzureGuestAgent |
 | windows-provider-get | reads the iaasvmprovider service's start type and status |
@@ -170,7 +170,8 @@ def _linux_upgrade(g: Guest, sid: str) -> tuple[int, str, str]:
 
 def _vss_get(g: Guest, sid: str) -> tuple[int, str, str]:
     v = g.registry_value(VSS_KEY, VSS_VALUE)
-    return 0, _result(sid, exists=v is not None, value=v[1] if v else None, type=v[0] if v else None), ""
+    return 0, _result(sid, exists=v is not None, value=v[1] if v else None, type=v[0] if v else None,
+                      sql_server=g.sql_server), ""
 
 
 def _vss_set(g: Guest, sid: str) -> tuple[int, str, str]:

@@ -18,7 +18,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from remediations.azure import CLOUDS, Azure, AzureConfig
@@ -27,7 +27,7 @@ from remediations.facts import JobInfo
 from remediations.target import Target, parse_target
 
 __all__ = ["ENTRIES", "Alert", "Output", "Settings", "Trigger", "child_parameters", "connect", "fan_out",
-           "fix_one", "job_error", "parse_argv", "read_job", "read_trigger", "resolve", "resource_parts"]
+           "fix_one", "is_vault_id", "job_error", "parse_argv", "read_job", "read_trigger", "resolve", "resource_parts"]
 
 Say = Callable[[str], None]
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -303,6 +303,12 @@ def read_trigger(data: str) -> Trigger:
     raise BadInput("the data is JSON but neither an alert nor a list of VM resource IDs")
 
 
+def is_vault_id(text: str) -> bool:
+    """Whether `text` is a Recovery Services vault resource ID."""
+    m = _RESOURCE.match(text.strip())
+    return bool(m and m.group("type").lower() == "microsoft.recoveryservices/vaults")
+
+
 def resource_parts(resource_id: str) -> tuple[str, str, str]:
     """(subscription, resource group, name) of a top-level resource ID."""
     m = _RESOURCE.match(resource_id.strip())
@@ -487,8 +493,3 @@ def overall(reports: list[Any], *, dry_run: bool) -> tuple[str, int]:
     if 3 in codes and not dry_run:
         return "attention", 3
     return ("planned" if dry_run else "ok"), 0
-
-
-def with_mode(s: Settings, mode: str) -> Settings:
-    """The same settings in another mode."""
-    return replace(s, mode=mode)

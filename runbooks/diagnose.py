@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from remediations.actions.guest import MIN_LINUX_AGENT
 from remediations.facts import Facts
 from remediations.netrules import egress_verdicts, storage_tag
 
@@ -19,8 +20,6 @@ from .catalog import CAUSES, ErrorEntry
 __all__ = ["MIN_LINUX_AGENT", "Finding", "check", "diagnose"]
 
 Verdict = Literal["present", "absent", "unknown"]
-# The oldest Linux agent Azure supports; kept in one place with upgrade-linux-agent's default.
-MIN_LINUX_AGENT = "2.2.53"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import FAST_RETRY, mutating
+from azure.core.exceptions import HttpResponseError
 from pydantic import ValidationError
 
 from armsim import DEMO_SUBSCRIPTION, Server
@@ -18,6 +18,7 @@ from remediations.azure import Azure, AzureConfig
 from remediations.errors import ReadOnlyViolation
 from remediations.model import Outcome
 from remediations.target import Target
+from tests.conftest import FAST_RETRY, mutating
 
 RG = "rg-demo"
 STORAGE_EASTUS = ["20.38.98.0/24", "20.47.1.0/24", "20.60.0.0/16", "52.239.152.0/22", "52.240.48.0/20"]
@@ -93,6 +94,7 @@ def test_registered_and_params_validated() -> None:
     p = params("vm-x")
     assert (p.mode, p.ports, p.max_prefixes_per_rule) == ("service-tag", None, 4000)
     assert params("vm-x", ports=[443, 8443, 443]).ports == (443, 8443)
+    bad: dict[str, Any]
     for bad in ({"ports": []}, {"ports": [0]}, {"ports": [70000]}, {"max_prefixes_per_rule": 0},
                 {"max_prefixes_per_rule": 4001}, {"mode": "fqdn"}, {"colour": "red"}):
         with pytest.raises(ValidationError):
@@ -144,7 +146,7 @@ def test_ip_ranges_mode_chunks_prefixes(armsim: Server, azure: Azure) -> None:
                    ("allow-azure-backup-443-03", 197), ("allow-azure-backup-8443-01", 196),
                    ("allow-azure-backup-8443-02", 195), ("allow-azure-backup-8443-03", 194)]
     for port in (443, 8443):
-        covered = []
+        covered: list[str] = []
         for c in plan.changes:
             if c.after["destinationPortRange"] == str(port):  # type: ignore[index]
                 a = c.after
@@ -316,25 +318,73 @@ def _race(server: Server, p1: EgressParams, p2: EgressParams, stagger: float = 0
     return outcomes
 
 
-@pytest.mark.parametrize(("mode", "expected"), [
-    ("service-tag", {"allow-azure-backup-443": 199}),
-    ("ip-ranges", {"allow-azure-backup-443-01": 199, "allow-azure-backup-443-02": 198,
-                   "allow-azure-backup-443-03": 197}),
-])
-def test_two_runs_sharing_one_nsg_leave_one_runs_rules(armsim: Server, mode: str, expected: dict[str, int]) -> None:
-    for round_ in range(4):
+@pytest.mark.parametrize("case", ["service-tag", "ip-ranges", "two-ports"])
+def test_two_runs_sharing_one_nsg_leave_one_runs_rules(armsim: Server, case: str) -> None:
+    """Two VMs behind nsg-blocked, fixed at the same moment: the rules one run would make, no clash, no twin."""
+    for round_, stagger in enumerate((0.0, 0.03, 0.08, 0.15)):
         armsim.sim.reset("demo")
         armsim.sim.faults.clear()
         armsim.sim.settings.nsg_write_polls = 2
         nic(armsim, "vm-healthy").nsg_id = nsg_id("nsg-blocked")  # a second VM behind nsg-blocked
-        armsim.sim.faults.add(kind="latency", seconds=0.05 * (round_ % 3), method="PUT",
+        armsim.sim.faults.add(kind="latency", seconds=0.05 * (round_ % 2), method="PUT",
                               path="*/securityRules/*", count=None)
-        kw: dict[str, Any] = {"mode": mode, "max_prefixes_per_rule": 2}
-        outcomes = _race(armsim, params("vm-nsg-blocked", **kw), params("vm-healthy", **kw))
+        if case == "two-ports":  # different rules racing for the same free priority
+            put_rule(armsim, "nsg-blocked", raw_rule("deny-internet-443", 200, "Internet", ["443", "8443"]))
+            p1, p2 = params("vm-nsg-blocked", ports=[443]), params("vm-healthy", ports=[8443])
+        else:
+            kw: dict[str, Any] = {"mode": case, "max_prefixes_per_rule": 2}
+            p1, p2 = params("vm-nsg-blocked", **kw), params("vm-healthy", **kw)
+        outcomes = _race(armsim, p1, p2, stagger)
         for o in outcomes:
             assert isinstance(o, Outcome) and o.status in ("changed", "unchanged"), o
-        assert any(o.changes for o in outcomes)
-        got = rules(armsim, "nsg-blocked")
-        assert got == {"deny-internet-443": (200, "Deny"), **{k: (v, "Allow") for k, v in expected.items()}}
+        got = rules(armsim, "nsg-blocked")  # also: nothing half-applied, no two rules on one priority
+        assert got.pop("deny-internet-443") == (200, "Deny")
+        if case == "service-tag":
+            assert got == {"allow-azure-backup-443": (199, "Allow")}
+        elif case == "ip-ranges":
+            assert got == {f"allow-azure-backup-443-0{i}": (200 - i, "Allow") for i in (1, 2, 3)}
+        else:
+            assert set(got) == {"allow-azure-backup-443", "allow-azure-backup-8443"}
+            assert sorted(got.values()) == [(198, "Allow"), (199, "Allow")]
+        assert sum(len(o.changes) for o in outcomes) == len(got)  # each rule written by exactly one run
         for v in ("vm-nsg-blocked", "vm-healthy"):
             assert armsim.sim.network.storage_blocked(sim_vm(armsim, v)) is None
+
+
+@pytest.mark.parametrize("other_write", ["succeeds", "fails"])
+def test_plan_waits_for_another_writers_operation(armsim: Server, azure: Azure, other_write: str) -> None:
+    """A rule write in flight (NSG Updating) is neither trusted nor overwritten: the read waits for its end."""
+    armsim.sim.settings.nsg_write_polls = 6
+    body = AllowBackupEgress().preview(azure, params("vm-nsg-blocked")).changes[0].data["body"]
+    if other_write == "fails":
+        armsim.sim.faults.add(kind="lro_failed", method="PUT", path="*/securityRules/*", count=1)
+    other = new_azure(armsim)
+    poller = other.network.security_rules.begin_create_or_update(RG, "nsg-blocked", "allow-azure-backup-443", body)
+    armsim.sim.clear_requests()
+    out = AllowBackupEgress().apply(azure, params("vm-nsg-blocked"))
+    try:
+        poller.result()
+    except HttpResponseError:
+        assert other_write == "fails"
+    reads = [e for e in armsim.sim.requests()
+             if e["operation"] == "NetworkSecurityGroups_Get" and e["path"].endswith("/nsg-blocked")]
+    assert len(reads) >= 3  # first read waited (at least one re-read), then the verify read
+    if other_write == "succeeds":
+        assert out.status == "unchanged" and mutating(armsim) == []
+    else:
+        assert out.status == "changed" and out.evidence == [
+            "nsg-blocked/securityRules/allow-azure-backup-443 created at priority 199"]
+    assert rules(armsim, "nsg-blocked") == {"deny-internet-443": (200, "Deny"),
+                                            "allow-azure-backup-443": (199, "Allow")}
+
+
+def test_failed_rule_of_ours_is_rewritten(armsim: Server, azure: Azure) -> None:
+    rule = raw_rule("allow-azure-backup-443", 199, "Storage.eastus", access="Allow")
+    rule["properties"]["provisioningState"] = "Failed"
+    put_rule(armsim, "nsg-blocked", rule)
+    action, p = AllowBackupEgress(), params("vm-nsg-blocked")
+    [c] = action.preview(azure, p).changes
+    assert c.kind == "change" and c.reason.endswith("; allow-azure-backup-443 is Failed, not Succeeded")
+    out = action.apply(azure, p)
+    assert out.status == "changed" and out.evidence[0].endswith("updated at priority 199"), out
+    assert rules(armsim, "nsg-blocked")["allow-azure-backup-443"] == (199, "Allow")

@@ -19,6 +19,7 @@ from remediations.actions.guest import (
 from remediations.actions.guest_agent import AgentFacts, GuestFacts, script_step, wait_agent_ready
 from remediations.azure import Azure, AzureConfig
 from remediations.errors import ArmCallError
+from conftest import mutating
 from remediations.reads import vm_view
 from remediations.target import Target
 from tests.conftest import FAST_RETRY, mutating
@@ -414,3 +415,12 @@ def test_restart_plan_pure() -> None:
     plan = RestartGuestAgent().plan(AgentFacts(view("Windows", ext_state="Transitioning")),
                                     RestartGuestAgent.params(target=target("vm-x")))
     assert plan.changes[0].data["script"] == "windows-agent-restart"
+
+
+def test_vss_key_is_not_planned_without_sql_server(armsim: Any, azure: Azure) -> None:
+    plan = SetVssCopyBackup().preview(azure, params(SetVssCopyBackup, "vm-win-provider-disabled"))
+    assert plan.empty and "SQL Server is not installed on vm-win-provider-disabled" in plan.reason
+    forced = SetVssCopyBackup().preview(azure, SetVssCopyBackup.Params(
+        target=params(SetVssCopyBackup, "vm-win-provider-disabled").target, force=True))
+    assert [c.kind for c in forced.changes] == ["add"]
+    assert mutating(armsim) == []

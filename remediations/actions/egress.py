@@ -48,7 +48,10 @@ _REPLAN_CODES = frozenset({
 
 
 class EgressParams(ActionParams):
-    """Which VM, how to express the destination (service tag or IP ranges), which ports, chunk size."""
+    """Which VM, the destination form (service tag or IP ranges), ports, prefixes per rule; `force` is moot."""
+
+    # ports None: 443, plus 8443 for a VM with managed disks (the 2017 article). `force` changes nothing:
+    # with no blocking rule there is nothing to place an allow rule ahead of.
 
     mode: Literal["service-tag", "ip-ranges"] = "service-tag"
     ports: tuple[int, ...] | None = None
@@ -158,6 +161,7 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
             return empty(f"{flows} is allowed by every NSG on {facts.vm_name} ({names})")
         changes: list[Change] = []
         stuck: list[str] = []
+        manual: list[str] = []
         for nsg in facts.nsgs:
             mine = [b for b in blocked if b.nsg_id.lower() == nsg.id.lower()]
             if not mine:
@@ -167,12 +171,14 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
                                  resolver=resolver, max_prefixes_per_rule=params.max_prefixes_per_rule,
                                  name_prefix=NAME_PREFIX)
             except NoFreePriority as e:
-                stuck.append(f"{e}: free a priority below {e.blocker.priority} in {nsg.name}, or allow "
-                             f"{flows} on it by hand")
+                blocked_ports = ", ".join(str(p) for p in sorted({b.port for b in mine}))
+                stuck.append(str(e))
+                manual.append(f"renumber the rules of {nsg.name} to free a priority ahead of {e.blocker.name}, "
+                              f"or allow outbound TCP {blocked_ports} to {tag} there by hand")
                 continue
             changes += self._changes(nsg, planned, mine, tag)
         if stuck:
-            return empty(f"cannot place an allow rule for {flows}: " + "; ".join(stuck), stuck)
+            return empty(f"cannot place an allow rule for {flows}: " + "; ".join(stuck), manual)
         if not changes:  # blocked, yet every rule we would write is already there as planned
             return empty(f"{flows} is blocked although the allow rules are in place; see notes",
                          [f"inspect the NSGs of {facts.vm_name}: " + "; ".join(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -16,6 +16,7 @@ __all__ = ["SETTLE_SECONDS", "EgressFacts", "IpConfigFacts", "NicFacts", "NsgFac
 
 Scope = Literal["nic", "subnet"]
 SETTLE_SECONDS = 60.0  # how long a read waits for another writer's operation on an NSG to end
+_IN_FLIGHT = frozenset({"updating", "creating", "deleting"})
 
 
 def freeze(value: Any) -> Any:
@@ -162,19 +163,18 @@ def _nsg_facts(d: Mapping[str, Any], nsg_id: str, scope: Scope) -> NsgFacts:
 
 
 def _settled(d: Mapping[str, Any]) -> bool:
-    """Whether neither the NSG nor any of its rules is in the middle of a write."""
+    """Whether neither the NSG nor any of its rules is in the middle of a write (Failed counts as ended)."""
     props = d.get("properties") or {}
     states = [props.get("provisioningState")]
     states += [(r.get("properties") or {}).get("provisioningState") for r in props.get("securityRules") or ()]
-    return all(s in (None, "", "Succeeded") for s in states)
+    return not any(str(s or "").lower() in _IN_FLIGHT for s in states)
 
 
 def _settled_nsg(azure: Azure, nsg_id: str) -> dict[str, Any]:
-    """GET the NSG; while another writer's operation is in flight (Updating), GET it again, up to a bound.
-
-    Planning from a half-written NSG would either trust a rule that may yet be rolled back or rewrite it
-    under the other writer; waiting a moment for its outcome avoids both. Past the bound the caller gets
-    what there is (the plan then rewrites unsettled rules of ours, guarded by If-Match)."""
+    """GET the NSG, re-GET while another writer's operation on it is in flight, up to SETTLE_SECONDS."""
+    # Planning from a half-written NSG would either trust a rule that may yet be rolled back, or rewrite
+    # it under the other writer (and fail that writer's verification). Past the bound the caller gets what
+    # there is; the plan then rewrites unsettled rules of ours, guarded by If-Match.
     group, name = id_part(nsg_id, "resourceGroups"), id_part(nsg_id, "networkSecurityGroups")
     interval = azure.config.polling_interval
     if interval is None:

@@ -48,7 +48,7 @@ class SetVssCopyBackup(Action[ActionParams, GuestFacts]):
         return GuestFacts(vm, script_step(azure, params.target, "windows-vss-get"))
 
     def plan(self, facts: GuestFacts, params: ActionParams) -> Plan:
-        """Add or change the value when it is absent or not TRUE (case-insensitively)."""
+        """With SQL Server in the guest (or `force`): add or change the value when absent or not TRUE."""
         gate = guest_gate(self.name, params.target, facts.vm, "Windows", "the VSS registry key")
         if gate is not None or facts.result is None:
             return gate or Plan(action=self.name, target=str(params.target), reason="the guest was not read")
@@ -59,6 +59,10 @@ class SetVssCopyBackup(Action[ActionParams, GuestFacts]):
         if value is not None and str(value).strip().lower() == "true":
             return Plan(action=self.name, target=str(params.target),
                         reason=f"{where} on {name} is already {value} ({r.get('type') or 'REG_SZ'})")
+        if not r.get("sql_server") and not params.force:
+            return Plan(action=self.name, target=str(params.target),
+                        reason=f"SQL Server is not installed on {name}; {VSS_VALUE} is only needed with SQL Server "
+                               f"(it is {value or 'not set'})")
         change = Change(
             action=self.name, kind="add" if value is None else "change",
             resource=f"{name}/registry/{where}", resource_id=facts.vm.id,

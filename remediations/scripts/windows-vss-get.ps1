@@ -1,5 +1,6 @@
 # runbooks-script: windows-vss-get
-# Reads the Azure Backup VSS switch HKLM:\SOFTWARE\Microsoft\BcdrAgent\USEVSSCOPYBACKUP. Read-only.
+# Reads the Azure Backup VSS switch HKLM:\SOFTWARE\Microsoft\BcdrAgent\USEVSSCOPYBACKUP, and whether SQL Server
+# is installed (a MSSQLSERVER or MSSQL$<instance> service). Read-only.
 $ErrorActionPreference = 'Stop'
 $id = 'windows-vss-get'
 $key = 'HKLM:\SOFTWARE\Microsoft\BcdrAgent'
@@ -7,7 +8,8 @@ $name = 'USEVSSCOPYBACKUP'
 $kinds = @{ String = 'REG_SZ'; ExpandString = 'REG_EXPAND_SZ'; MultiString = 'REG_MULTI_SZ'
             DWord = 'REG_DWORD'; QWord = 'REG_QWORD'; Binary = 'REG_BINARY' }
 try {
-    $result = [ordered]@{ script = $id; exists = $false; value = $null; type = $null }
+    $sql = @(Get-Service -Name 'MSSQLSERVER', 'MSSQL$*' -ErrorAction SilentlyContinue).Count -gt 0
+    $result = [ordered]@{ script = $id; exists = $false; value = $null; type = $null; sql_server = $sql }
     $prop = Get-ItemProperty -LiteralPath $key -Name $name -ErrorAction SilentlyContinue
     if ($null -ne $prop) {
         $result.exists = $true
