@@ -139,7 +139,7 @@ def _job_list(sim: Simulator, r: Request) -> Response:
 
 _ACCT = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Automation"
          "/automationAccounts/{automationAccountName}")
-_API = {"oldest_api": "2015-10-31", "newest_api": "2026-12-31", "resource_type": "automationAccounts/jobs"}
+_API: dict[str, Any] = {"oldest_api": "2015-10-31", "newest_api": "2026-12-31", "resource_type": "automationAccounts/jobs"}
 
 ROUTES = [
     Route("PUT", _ACCT + "/jobs/{jobName}", _job_create, "Job_Create", mutating=True, **_API),

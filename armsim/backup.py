@@ -419,7 +419,7 @@ def _job_get(sim: Simulator, r: Request) -> Response:
 
 _V = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.RecoveryServices/vaults/{vaultName}"
 _ITEM = _V + "/backupFabrics/{fabricName}/protectionContainers/{containerName}/protectedItems/{protectedItemName}"
-_API = {"oldest_api": "2016-06-01", "newest_api": "2026-12-31"}
+_API: dict[str, Any] = {"oldest_api": "2016-06-01", "newest_api": "2026-12-31"}
 
 ROUTES = [
     Route("POST", "/subscriptions/{subscriptionId}/providers/Microsoft.RecoveryServices/locations/{azureRegion}/backupStatus",

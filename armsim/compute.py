@@ -239,7 +239,7 @@ def _ext_list(sim: Simulator, r: Request) -> Response:
 
 def _require_running(vm: VM, what: str) -> None:
     if vm.power != "running":
-        raise ArmError(409, "OperationNotAllowed", f"Cannot modify extensions in the VM when the VM is not running."
+        raise ArmError(409, "OperationNotAllowed", "Cannot modify extensions in the VM when the VM is not running."
                        if what == "extension" else "The operation requires the VM to be running (or set to run).")
 
 
@@ -386,7 +386,7 @@ def _availability(sim: Simulator, r: Request) -> Response:
 
 
 _VM = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/virtualMachines"
-_API = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31", "resource_type": "virtualMachines"}
+_API: dict[str, Any] = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31", "resource_type": "virtualMachines"}
 
 ROUTES = [
     Route("GET", _VM, _vm_list, "VirtualMachines_List", **_API),

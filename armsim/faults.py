@@ -125,7 +125,7 @@ class FaultBook:
         with self._lock:
             self._faults.clear()
 
-    def list(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
         """The armed switches as JSON-ready dicts."""
         with self._lock:
             return [asdict(f) for f in self._faults]

@@ -105,7 +105,7 @@ class NetworkModel:
 
     def add(self, obj: NSG | Subnet | NIC) -> Any:
         """Register a network resource under its lower-case id."""
-        table = {NSG: self.nsgs, Subnet: self.subnets, NIC: self.nics}[type(obj)]
+        table: dict[str, Any] = {NSG: self.nsgs, Subnet: self.subnets, NIC: self.nics}[type(obj)]  # type: ignore[assignment]
         table[obj.id.lower()] = obj
         return obj
 
@@ -305,7 +305,8 @@ def _rule_put(sim: Simulator, r: Request) -> Response:
                            f"Security rule {name} conflicts with rule {other['name']}. "
                            "Rules cannot have the same Priority and Direction.")
     previous = copy.deepcopy(current)
-    rule = {"name": name, "etag": new_etag(), "properties": {**props, "provisioningState": "Updating"}}
+    rule: dict[str, Any] = {"name": name, "etag": new_etag(),
+                            "properties": {**props, "provisioningState": "Updating"}}
     nsg.rules[key] = rule
     op_id = str(uuid.uuid4())
     nsg.writer = f"PutSecurityRuleOperation ({op_id})"
@@ -369,7 +370,7 @@ def _subnet_get(sim: Simulator, r: Request) -> Response:
 
 
 def _service_tags(sim: Simulator, r: Request) -> Response:
-    sub, loc = r.params["subscriptionId"], r.params["location"]
+    sub = r.params["subscriptionId"]
     data = sim.network.tag_data
     return Response(200, {
         "name": "public", "id": f"/subscriptions/{sub}/providers/Microsoft.Network/serviceTags/public",
@@ -429,7 +430,7 @@ def _effective_nsgs(sim: Simulator, r: Request) -> Response:
 
 _RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
 _NSG = _RG + "/networkSecurityGroups/{networkSecurityGroupName}"
-_API = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31"}
+_API: dict[str, Any] = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31"}
 
 ROUTES = [
     Route("GET", _NSG, _nsg_get, "NetworkSecurityGroups_Get", resource_type="networkSecurityGroups", **_API),

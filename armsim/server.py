@@ -71,7 +71,7 @@ def serve(sim: Simulator | None = None, *, host: str = "127.0.0.1", port: int = 
     app = _App(sim)
     httpd = make_server(host, port, app, threaded=True, ssl_context=ctx)
     httpd.log = lambda *a, **k: None  # type: ignore[method-assign]
-    httpd.RequestHandlerClass.log_request = lambda *a, **k: None  # type: ignore[method-assign]
+    httpd.RequestHandlerClass.log_request = lambda *a, **k: None  # type: ignore[attr-defined]
     return Server(sim, httpd, ca_path).start()
 
 
@@ -156,7 +156,7 @@ class _App:
             sim.reset(body.get("scenario"))
             return _json(200, {"scenario": sim.scenario_name})
         if what == "/faults" and m == "GET":
-            return _json(200, sim.faults.list())
+            return _json(200, sim.faults.describe())
         if what == "/faults" and m == "POST":
             try:
                 return _json(201, asdict(sim.faults.add(**body)))

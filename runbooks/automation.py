@@ -382,7 +382,11 @@ def child_parameters(vm_id: str, s: Settings) -> dict[str, str]:
 def fan_out(azure: Azure, account_id: str, s: Settings, targets: Iterable[Target], say: Say,
             sleep: Callable[[float], None] = time.sleep) -> list[Child]:
     """Start one child job per VM, at most `s.concurrency` unfinished at once; wait for each to end."""
-    from azure.mgmt.automation.models import JobCreateParameters, JobCreateProperties, RunbookAssociationProperty
+    from azure.mgmt.automation.models import (
+        JobCreateParameters,
+        JobCreateProperties,
+        RunbookAssociationProperty,
+    )
 
     _, group, account = resource_parts(account_id)
     pending: deque[Target] = deque(targets)

@@ -96,7 +96,7 @@ def _style() -> render.Style:
 
 def _options(args: argparse.Namespace, azure: Azure | None = None, **over: Any) -> Options:
     fast = bool(azure and azure.config.loopback)
-    base = {"error": getattr(args, "error", None), "dry_run": getattr(args, "dry_run", False),
+    base: dict[str, Any] = {"error": getattr(args, "error", None), "dry_run": getattr(args, "dry_run", False),
             "allow_disruptive": getattr(args, "allow_disruptive", False),
             "backup": not getattr(args, "no_backup", False), "retention_days": getattr(args, "retention_days", 30),
             "egress_mode": getattr(args, "mode", None) or "service-tag",
@@ -294,7 +294,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     with _azure(where, read_only=True) as azure:
         now = _fleet(azure, targets, _options(args, azure, dry_run=True, **opts), args, concurrency=4)
     drift = []
-    for (t, changes, _), r in zip(saved, now):
+    for (t, changes, _), r in zip(saved, now, strict=True):
         current = _fingerprint(r)
         if current != changes:
             drift.append(f"{t.name}: planned {len(changes)} change(s), now {len(current)}")
@@ -352,8 +352,8 @@ def cmd_action(args: argparse.Namespace) -> int:
         print(render.dumps(outcome.model_dump(exclude={"changes": {"__all__": {"data"}}})))
     else:
         print(f"{outcome.action}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
-        for e in outcome.evidence:
-            print(f"  {e}")
+        for line in outcome.evidence:
+            print(f"  {line}")
     return {"changed": 0, "unchanged": 0, "failed": 1, "withheld": 3}[outcome.status]
 
 

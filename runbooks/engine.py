@@ -97,6 +97,7 @@ def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
     """Gather facts, know the error, judge every cause of its runbook, resolve in-guest probes."""
     facts = gather(azure, target)
     job = facts.last_failed
+    code: str | None
     if opts.error:
         entry = lookup(opts.error)
         entry, how = (entry, f"--error {opts.error}") if entry else match_error(opts.error)

@@ -110,7 +110,7 @@ def summary_table(reports: list[VmReport]) -> list[str]:
         backup = r.backup.status if r.backup else "-"
         rows.append((r.target.name, (inv.error_code or "-") if inv else "-", causes or "-", actions, backup, r.status))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _outcome(o: Outcome) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from remediations.actions.guest import (
 from remediations.actions.guest_agent import AgentFacts, GuestFacts, script_step, wait_agent_ready
 from remediations.azure import Azure, AzureConfig
 from remediations.errors import ArmCallError
-from conftest import mutating
 from remediations.reads import vm_view
 from remediations.target import Target
 from tests.conftest import FAST_RETRY, mutating

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import mutating
 
 from armsim import DEMO_SUBSCRIPTION, Server
-
-from conftest import mutating
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",

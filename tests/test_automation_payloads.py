@@ -1,0 +1,216 @@
+"""Automation entry scripts, in-process: settings, env fallbacks, accepted payloads; and the helpers the
+subprocess tests share (run an entry script exactly as Automation would, against armsim)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from armsim import DEMO_SUBSCRIPTION, Server
+from remediations.errors import BadInput
+from runbooks import automation as aa
+
+ROOT = Path(__file__).resolve().parent.parent
+AA_DIR = ROOT / "azure-automation"
+SAMPLES = AA_DIR / "samples"
+RG = "rg-demo"
+SAMPLE_VM = "vm-nsg-blocked"
+SAMPLE_JOB = "11111111-2222-3333-4444-555555555555"
+VAULT_ID = f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.RecoveryServices/vaults/rsv-demo"
+ACCOUNT_ID = (f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Automation/"
+              "automationAccounts/aa-backup-runbooks")
+BROKEN = ["vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old", "vm-sql-vss",
+          "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled"]
+ALL_VMS = ["vm-healthy", *BROKEN]
+
+
+# --- helpers shared by the test_automation_* files --------------------------------------------
+def vm_id(name: str) -> str:
+    return f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def failed_job(server: Server, vm: str) -> str:
+    """The id of the VM's latest failed backup job in armsim."""
+    vault = server.sim.backup.vaults[VAULT_ID.lower()]
+    return next(j.id for j in reversed(vault.jobs) if j.item.vm.name == vm and j.status == "Failed")
+
+
+def sample(name: str, vm: str = SAMPLE_VM, job: str = SAMPLE_JOB) -> str:
+    """A sample payload's text, templated for one VM and job."""
+    return (SAMPLES / name).read_text(encoding="utf-8").replace(SAMPLE_VM, vm).replace(SAMPLE_JOB, job)
+
+
+@dataclass
+class Run:
+    """What an entry script did: exit code, stdout lines, the JSON summary (last line), stderr."""
+
+    code: int
+    lines: list[str]
+    summary: dict[str, Any]
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def child_env(server: Server, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOKS_", "AZURE_", "IDENTITY_", "MSI_"))}
+    env.update({"PYTHONPATH": str(ROOT), "RUNBOOKS_ARM_ENDPOINT": server.endpoint,
+                "RUNBOOKS_CA_BUNDLE": server.ca_bundle, "AZURE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION,
+                "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update(extra)
+    return env
+
+
+def run_entry(server: Server, script: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 120) -> Run:
+    """`python3 azure-automation/<script> <args>` in a subprocess, from another directory, as Automation runs it."""
+    proc = subprocess.run([sys.executable, str(AA_DIR / script), *args], cwd=str(cwd or Path("/")),
+                          env=env or child_env(server), capture_output=True, text=True, timeout=timeout)
+    lines = proc.stdout.rstrip("\n").splitlines()
+    try:
+        summary = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        raise AssertionError(f"the last line is not a JSON summary:\n{proc.stdout}\n{proc.stderr}") from None
+    return Run(proc.returncode, lines, summary, proc.stderr)
+
+
+# --- settings ---------------------------------------------------------------------------------
+def test_argv_data_and_settings_are_told_apart_in_any_order() -> None:
+    data, given = aa.parse_argv(["x", "mode=apply", "/subscriptions/s/x", "allow_disruptive=true"], "fix_backup_failure")
+    assert data == "/subscriptions/s/x"
+    assert given == {"mode": "apply", "allow_disruptive": "true"}
+    data, given = aa.parse_argv(["x", '{"a": "b=c"}'], "fix_backup_failure")
+    assert data == '{"a": "b=c"}' and given == {}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["x", "{}", "modee=apply"], "unknown setting 'modee'"),
+    (["x", "{}", "mode=apply", "mode=dry-run"], "given twice"),
+    (["x", "{}", "automation_account=/x"], "unknown setting 'automation_account' for fix_backup_failure"),
+])
+def test_unknown_or_repeated_settings_are_bad_input(argv: list[str], message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        aa.parse_argv(argv, "fix_backup_failure")
+
+
+def test_settings_fall_back_to_environment_then_safe_defaults() -> None:
+    s = aa.resolve("fix_backup_failure", {}, env={})
+    assert (s.mode, s.dry_run, s.allow_disruptive, s.client_id, s.credential) == \
+        ("dry-run", True, False, None, "managed-identity")
+    env = {"RUNBOOKS_MODE": "apply", "RUNBOOKS_ALLOW_DISRUPTIVE": "TRUE", "AZURE_CLIENT_ID": "0" * 8 + "-0000-0000-0000-" + "1" * 12}
+    s = aa.resolve("fix_backup_failure", {}, env=env)
+    assert (s.mode, s.allow_disruptive, s.client_id) == ("apply", True, env["AZURE_CLIENT_ID"])
+    s = aa.resolve("fix_backup_failure", {"mode": "dry-run"}, env=env)  # the argument wins
+    assert s.mode == "dry-run"
+    s = aa.resolve("fan_out", {}, env={"RUNBOOKS_CONCURRENCY": "3", "RUNBOOKS_AUTOMATION_ACCOUNT": ACCOUNT_ID})
+    assert (s.concurrency, s.automation_account, s.runbook) == (3, ACCOUNT_ID, "fix_backup_failure")
+
+
+@pytest.mark.parametrize("key, value", [("mode", "yes"), ("allow_disruptive", "maybe"), ("client_id", "abc"),
+                                        ("retention_days", "0"), ("backup_wait_seconds", "x")])
+def test_bad_setting_values_are_bad_input(key: str, value: str) -> None:
+    with pytest.raises(BadInput, match=f"^{key}="):
+        aa.resolve("fix_backup_failure", {key: value}, env={})
+
+
+def test_child_parameters_carry_the_vm_and_every_forwarded_setting_self_described() -> None:
+    s = aa.resolve("fan_out", {"mode": "apply", "allow_disruptive": "true", "automation_account": ACCOUNT_ID}, env={})
+    params = aa.child_parameters(vm_id("vm-a"), s)
+    assert list(params)[0] == "data" and params["data"] == vm_id("vm-a")
+    assert params["mode"] == "mode=apply" and params["allow_disruptive"] == "allow_disruptive=true"
+    assert all(v == f"{k}={v.split('=', 1)[1]}" for k, v in params.items() if k != "data")
+    data, given = aa.parse_argv(["fix_backup_failure.py", *reversed(list(params.values()))], "fix_backup_failure")
+    assert data == vm_id("vm-a") and given["mode"] == "apply"
+
+
+# --- payloads ---------------------------------------------------------------------------------
+def test_every_sample_is_json_and_is_understood() -> None:
+    names = sorted(p.name for p in SAMPLES.glob("*.json"))
+    assert len(names) >= 3
+    kinds = {}
+    for name in names:
+        t = aa.read_trigger(sample(name))
+        kinds[name] = t.ignored or [x.name for x in t.targets]
+    assert kinds["backup-failure-alert.json"] == [SAMPLE_VM]
+    assert kinds["webhook-backup-failure.json"] == [SAMPLE_VM]
+    assert kinds["backup-failure-multi-vm.json"] == ["vm-nsg-blocked", "vm-subnet-blocked", "vm-ext-failed",
+                                                     "vm-linux-agent-old"]
+    assert "Resolved" in kinds["backup-alert-resolved.json"]
+    assert "not Azure Backup" in kinds["foreign-vm-cpu-alert.json"]
+
+
+def test_alert_names_vault_and_job() -> None:
+    t = aa.read_trigger(sample("backup-failure-alert.json", job="abc"))
+    assert t.alert is not None and t.alert.job_id == "abc"
+    assert t.alert.vault_id is not None and aa.resource_parts(t.alert.vault_id)[1:] == ("rg-demo", "rsv-demo")
+
+
+def test_webhook_data_forms() -> None:
+    alert = json.loads(sample("backup-failure-alert.json"))
+    forms = [
+        json.dumps({"WebhookName": "w", "RequestBody": alert, "RequestHeader": {}}),        # body as an object
+        json.dumps({"webhookName": "w", "requestBody": json.dumps(alert)}),                 # camelCase, body a string
+        "@{WebhookName=w; RequestBody=" + json.dumps(alert) + "; RequestHeader=System.Collections.Hashtable}",
+        "WebhookData=" + json.dumps({"WebhookName": "w", "RequestBody": json.dumps(alert)}),
+    ]
+    for text in forms:
+        t = aa.read_trigger(text)
+        assert [x.name for x in t.targets] == [SAMPLE_VM], text[:60]
+
+
+def test_a_vm_id_a_list_and_a_protected_item_only_alert() -> None:
+    assert [t.name for t in aa.read_trigger(vm_id("vm-a")).targets] == ["vm-a"]
+    t = aa.read_trigger(json.dumps([vm_id("vm-a"), vm_id("vm-b"), vm_id("vm-a")]))
+    assert [x.name for x in t.targets] == ["vm-a", "vm-b"]
+    alert = json.loads(sample("backup-failure-alert.json"))
+    ctx = alert["data"]["alertContext"]
+    for key in ("linkedResourceId", "sourceId", "affectedItems"):
+        ctx.pop(key)
+    t = aa.read_trigger(json.dumps(alert))
+    assert [x.id for x in t.targets] == [vm_id(SAMPLE_VM)]
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda a: a["data"]["alertContext"].update(
+        protectedItemId=VAULT_ID + "/backupFabrics/Azure/protectionContainers/VMAppContainer;compute;rg-demo;vm-sql"
+                                   "/protectedItems/SQLDataBase;mssqlserver;sales"), "not a VM backup"),
+    (lambda a: a["data"]["essentials"].update(alertRule="Restore Failure"), "not about a failed backup"),
+    (lambda a: a["data"]["alertContext"].update(category="Security"), "about Security"),
+    (lambda a: [a["data"]["alertContext"].pop(k) for k in ("linkedResourceId", "sourceId", "affectedItems",
+                                                           "protectedItemId")], "names no virtual machine"),
+])
+def test_backup_alerts_that_are_not_a_vm_backup_failure_are_ignored(change: Any, why: str) -> None:
+    alert = json.loads(sample("backup-failure-alert.json"))
+    change(alert)
+    t = aa.read_trigger(json.dumps(alert))
+    assert t.ignored and why in t.ignored and not t.targets
+
+
+@pytest.mark.parametrize("text, why", [
+    ("hello", "not JSON"),
+    ('{"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": ', "not JSON"),
+    ("{}", "not a common-alert-schema alert"),
+    ('{"schemaId": "Microsoft.Insights/activityLogs", "data": {}}', "not a common-alert-schema alert"),
+    ("[1, 2]", "VM resource IDs only"),
+    ("42", "neither an alert"),
+    ("/subscriptions/x/resourceGroups/y", "not JSON"),
+])
+def test_unreadable_data_is_bad_input(text: str, why: str) -> None:
+    with pytest.raises(BadInput, match=why):
+        aa.read_trigger(text)
+
+
+def test_job_error_reads_the_job_the_alert_names(armsim: Server, azure: Any) -> None:
+    job = failed_job(armsim, "vm-ext-failed")
+    assert aa.job_error(azure, "rsv-demo", RG, job) == "ExtensionOperationFailedForManagedDisks"
+    info, operation = aa.read_job(azure, "rsv-demo", RG, job)
+    assert (info.status, operation) == ("Failed", "Backup")
