@@ -299,6 +299,8 @@ def _apply_power(vm: VM, action: str) -> None:
         vm.stopped_by_platform = True
         g.shut_down_inside = False
         g.agent_hung = False  # the guest is off; on the next boot the agent starts fresh
+    elif action == "start" and vm.power == "running":
+        return  # starting a running VM changes nothing (the guest is not rebooted)
     elif action in ("start", "restart"):
         vm.power = "running"
         vm.stopped_by_platform = False

@@ -57,10 +57,10 @@ class Operations:
         fail: ArmError | None = None,
         cancel: ArmError | None = None,
     ) -> Operation:
-        """Accept an operation; with polls == 0 and seconds == 0 it finishes at once."""
+        """Accept an operation; it ends after `polls` status reads or `seconds` (if > 0), whichever comes first."""
         op = Operation(str(uuid.uuid4()), self._clock(), polls, seconds, apply, release, result, fail, cancel)
         self._ops[op.id] = op
-        if polls <= 0 and seconds <= 0:
+        if polls <= 0:
             self._finish(op)
         return op
 

@@ -323,8 +323,8 @@ def _rule_put(sim: Simulator, r: Request) -> Response:
             else:
                 nsg.rules[key] = previous
 
-    op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, apply=apply, release=release,
-                             result=lambda: sim.network.rule_json(nsg, rule))
+    op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, seconds=sim.settings.nsg_write_seconds,
+                             apply=apply, release=release, result=lambda: sim.network.rule_json(nsg, rule))
     status = 200 if current is not None else 201
     resp = sim.accepted(r, op, "Microsoft.Network", status=status, body=sim.network.rule_json(nsg, rule),
                         location=False)
@@ -347,7 +347,8 @@ def _rule_delete(sim: Simulator, r: Request) -> Response:
     def release() -> None:
         nsg.writer = None
 
-    op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, apply=apply, release=release)
+    op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, seconds=sim.settings.nsg_write_seconds,
+                             apply=apply, release=release)
     return sim.accepted(r, op, "Microsoft.Network")
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from .arm import new_etag
 from .automation import Account
 from .backup import Vault
 from .compute import BACKUP_PUBLISHER, VM, Extension
@@ -23,7 +24,7 @@ REGION = "eastus"
 
 
 def _deny_internet_443(name: str = "deny-internet-443", priority: int = 200) -> dict[str, object]:
-    return {"name": name, "properties": {
+    return {"name": name, "etag": new_etag(), "properties": {
         "description": "Block outbound HTTPS to the internet", "protocol": "Tcp", "sourcePortRange": "*",
         "destinationPortRange": "443", "sourceAddressPrefix": "*", "destinationAddressPrefix": "Internet",
         "access": "Deny", "priority": priority, "direction": "Outbound", "sourceAddressPrefixes": [],
@@ -31,7 +32,7 @@ def _deny_internet_443(name: str = "deny-internet-443", priority: int = 200) -> 
 
 
 def _allow_ssh_in() -> dict[str, object]:
-    return {"name": "allow-ssh-from-corp", "properties": {
+    return {"name": "allow-ssh-from-corp", "etag": new_etag(), "properties": {
         "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": "22",
         "sourceAddressPrefix": "203.0.113.0/24", "destinationAddressPrefix": "*", "access": "Allow",
         "priority": 300, "direction": "Inbound", "sourceAddressPrefixes": [], "destinationAddressPrefixes": [],

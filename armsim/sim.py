@@ -27,6 +27,7 @@ class Settings:
     backup_job_polls: int = 2
     backup_job_seconds: float = 0.0
     nsg_write_polls: int = 1
+    nsg_write_seconds: float = 5.0  # NRP finishes a write on its own even if nobody polls
     latency: float = 0.0
     lro_retry_after: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)

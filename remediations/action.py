@@ -75,13 +75,19 @@ class Action(Generic[P, F]):
                                manual=plan.manual, evidence=plan.notes)
 
             attempts = [plan]
+            maybe_done: list[Change] = []
 
             def unit() -> list[Change]:
                 # A retry re-reads and re-plans from fresh state; it never replays a stale plan.
                 current = attempts.pop() if attempts else self.preview(azure, params)
                 done: list[Change] = []
                 for change in current.changes:
-                    note = self.execute(azure, params, change)
+                    try:
+                        note = self.execute(azure, params, change)
+                    except Exception as e:
+                        if not _rejected(e):  # the request may have been carried out before the error
+                            maybe_done.append(change)
+                        raise
                     cid = azure.last_correlation_id()
                     if cid:
                         correlation.append(cid)
@@ -95,6 +101,9 @@ class Action(Generic[P, F]):
             applied = azure.call(unit, also=self.also_retry)
             after = azure.call(self.preview, azure, params)
             result = getattr(self, "last_result", {}) or {}
+            if not applied and not maybe_done and after.empty:  # done meanwhile by someone else
+                return Outcome(action=self.name, target=target, status="unchanged", reason=after.reason,
+                               evidence=[*evidence, *after.notes], correlation_ids=correlation, result=result)
             if not after.empty:
                 return Outcome(action=self.name, target=target, status="failed", changes=applied,
                                reason="did not converge: still planned: "
@@ -118,9 +127,16 @@ class Action(Generic[P, F]):
             correlation.append(e.correlation_id)
         return Outcome(action=self.name, target=target, status="failed", changes=applied,
                        reason=f"{e.code}: {e.message}", error_code=e.code, error_status=e.status,
-                       evidence=evidence, correlation_ids=correlation)
+                       evidence=evidence, correlation_ids=correlation,
+                       result=getattr(self, "last_result", {}) or {})
 
     @classmethod
     def params(cls, **values: Any) -> ActionParams:
         """Build validated Params for this action."""
         return cls.Params(**values)
+
+
+def _rejected(exc: BaseException) -> bool:
+    """Whether ARM refused the request itself (a 4xx on the first response), so nothing was changed."""
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and 400 <= status < 500 and "operation failed" not in str(exc).lower()

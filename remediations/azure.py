@@ -131,6 +131,7 @@ class AzureConfig:
     ca_bundle: str | None = None
     read_only: bool = False
     polling_interval: float | None = None
+    read_timeout: float = 300.0
     retry: RetrySettings = field(default_factory=RetrySettings)
 
     @property
@@ -196,6 +197,7 @@ class Azure:
             "per_call_policies": [_ReadOnlyPolicy(c.read_only)],
             "per_retry_policies": [_Recorder(self)],
             "logging_enable": False,
+            "read_timeout": c.read_timeout,
         }
         if c.ca_bundle:
             kw["connection_verify"] = c.ca_bundle

@@ -38,7 +38,7 @@ def armsim(armsim_server: Server) -> Server:
 def azure(armsim: Server) -> Azure:
     """Real SDK clients pointed at armsim (no credential: loopback)."""
     return Azure(AzureConfig(subscription=DEMO_SUBSCRIPTION, arm_endpoint=armsim.endpoint,
-                             ca_bundle=armsim.ca_bundle, retry=FAST_RETRY))
+                             ca_bundle=armsim.ca_bundle, retry=FAST_RETRY, read_timeout=30))
 
 
 def mutating(server: Server) -> list[dict[str, Any]]:
