@@ -170,7 +170,9 @@ class Guest:
     def run(self, script_id: str) -> Run:
         env = {"PATH": f"{self.bin}:{self.tools}", "FAKE_STATE": str(self.state), "LC_ALL": "C",
                "RUNBOOKS_OS_RELEASE": str(self.os_release), "RUNBOOKS_WAAGENT_CONF": str(self.conf)}
-        proc = subprocess.run([BASH, str(SCRIPTS_DIR / f"{script_id}.sh")], env=env, capture_output=True,
+        sent = self.state / f"{script_id}.sh"  # exactly the text Run Command would send (helpers inlined)
+        sent.write_text(script(script_id).text, encoding="utf-8")
+        proc = subprocess.run([BASH, str(sent)], env=env, capture_output=True,
                               text=True, timeout=60, check=False)
         log = self.state / "calls.log"
         calls = log.read_text().splitlines() if log.exists() else []
@@ -410,8 +412,12 @@ def test_scripts_table() -> None:
         s = script(sid)
         assert (s.id, s.os, s.command_id, s.mutating) == (sid, os_, command_id, mutating)
         suffix = ".sh" if os_ == "Linux" else ".ps1"
-        assert s.text == (SCRIPTS_DIR / f"{sid}{suffix}").read_text(encoding="utf-8")
-    assert {p.stem for p in SCRIPTS_DIR.glob("*.sh")} | {p.stem for p in SCRIPTS_DIR.glob("*.ps1")} == set(EXPECTED)
+        source = (SCRIPTS_DIR / f"{sid}{suffix}").read_text(encoding="utf-8")
+        lib = (SCRIPTS_DIR / "_lib.sh").read_text(encoding="utf-8")
+        assert s.text == (source.replace("# @lib\n", lib, 1) if os_ == "Linux" else source)
+        assert "# @lib" not in s.text
+    assert {p.stem for p in SCRIPTS_DIR.glob("[!_]*.sh")} | {p.stem for p in SCRIPTS_DIR.glob("*.ps1")} \
+        == set(EXPECTED)
 
 
 @pytest.mark.parametrize("sid", sorted(EXPECTED))
@@ -435,7 +441,7 @@ def test_script_text(sid: str) -> None:
 
 @pytest.mark.parametrize("sid", LINUX_IDS)
 def test_linux_syntax(sid: str) -> None:
-    subprocess.run([BASH, "-n", str(SCRIPTS_DIR / f"{sid}.sh")], check=True)
+    subprocess.run([BASH, "-n"], input=script(sid).text, text=True, check=True)
 
 
 def test_powershell_syntax() -> None:

@@ -24,6 +24,14 @@ _MUTATING: dict[str, bool] = {
 }
 
 
+LIB_MARKER = "# @lib\n"
+
+
+def _lib() -> str:
+    """The shared Linux helpers (scripts/_lib.sh), inlined so every script sent is self-contained."""
+    return resources.files(__name__).joinpath("_lib.sh").read_text(encoding="utf-8")
+
+
 class ScriptOutputError(ValueError):
     """Run Command output without a usable `RUNBOOKS_RESULT {json}` line."""
 
@@ -45,6 +53,7 @@ def _load(script_id: str, mutating: bool) -> Script:
     name = f"{script_id}.sh" if linux else f"{script_id}.ps1"
     text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
     if linux:
+        text = text.replace(LIB_MARKER, _lib(), 1)
         return Script(script_id, "Linux", "RunShellScript", text, mutating)
     return Script(script_id, "Windows", "RunPowerShellScript", text, mutating)
 

@@ -5,25 +5,7 @@
 set -u
 SCRIPT_ID=linux-agent-restart
 
-# JSON string for $1 (backslashes and quotes escaped, control characters dropped); null if empty.
-json_str() {
-  if [ -z "${1:-}" ]; then printf 'null'; return; fi
-  printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr -d '\000-\037')"
-}
-
-# true/false: whether the command "$@" succeeds.
-json_bool() {
-  if "$@" >/dev/null 2>&1; then printf 'true'; else printf 'false'; fi
-}
-
-# First of walinuxagent/waagent whose systemd unit exists.
-find_unit() {
-  local u
-  for u in walinuxagent waagent; do
-    if systemctl cat "$u.service" >/dev/null 2>&1; then printf '%s' "$u"; return 0; fi
-  done
-  return 1
-}
+# @lib
 
 if ! unit=$(find_unit); then
   echo "no walinuxagent or waagent systemd unit found" >&2
