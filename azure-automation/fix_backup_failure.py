@@ -38,25 +38,13 @@ def _run(argv: list[str], out: aa.Output) -> int:
     names = ", ".join(t.name for t in trigger.targets)
     out.say(f"{SCRIPT}: {names} from {trigger.source}; mode {s.mode}"
             + ("; disruptive steps allowed" if s.allow_disruptive else "; disruptive steps withheld"))
-    error = s.error
-    alert = trigger.alert
     reports = []
     for t in trigger.targets:
         azure = aa.connect(s, t.subscription, read_only=s.dry_run)
-        if error is None and alert and alert.job_id and alert.vault_id and len(trigger.targets) == 1:
-            vault_sub, group, vault = aa.resource_parts(alert.vault_id)
-            try:
-                reader = azure if vault_sub.lower() == t.subscription else aa.connect(s, vault_sub, read_only=True)
-                info, operation = aa.read_job(reader, vault, group, alert.job_id)
-            except Exception as e:
-                out.say(f"{t.name}: could not read job {alert.job_id} ({type(e).__name__}); "
-                        "using the VM's latest failed backup job")
-            else:
-                if operation and operation.lower() != "backup":
-                    out.say(f"ignored: job {alert.job_id} is a {operation} job, not a backup")
-                    return out.finish("ignored", 0, reason=f"job {alert.job_id} is a {operation} job")
-                error = info.error_title or (str(info.error_code) if info.error_code is not None else None)
-                out.say(f"{t.name}: job {alert.job_id} {info.status} with {error or 'no recorded error'}")
+        error, skip = aa.alert_error(azure, s, trigger, t, say=out.say)
+        if skip:
+            out.say(f"ignored: {skip}")
+            return out.finish("ignored", 0, reason=skip)
         reports.append(aa.fix_one(azure, t, s, error=error, dry_run=s.dry_run, say=out.say))
     for r in reports:
         out.say("")

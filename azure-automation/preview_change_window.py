@@ -37,7 +37,7 @@ def _run(argv: list[str], out: aa.Output) -> int:
     azure = aa.connect(s, sub, read_only=True)
     targets = failed_vms(azure, vault, group, hours=s.hours)
     out.say(f"{SCRIPT}: {len(targets)} VM(s) with a failed backup job in {vault} during the last {s.hours:g} h")
-    reports = [aa.fix_one(azure, t, s, error=s.error, dry_run=True, say=out.say) for t in targets]
+    reports = [aa.fix_one(azure, t, s, error=None, dry_run=True, say=out.say) for t in targets]
     style = render.Style(False)
     for r in reports:
         out.say("")

@@ -18,7 +18,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from remediations.azure import CLOUDS, Azure, AzureConfig
@@ -26,7 +26,7 @@ from remediations.errors import BadInput, arm_error
 from remediations.facts import JobInfo
 from remediations.target import Target, parse_target
 
-__all__ = ["ENTRIES", "Alert", "Output", "Settings", "Trigger", "child_parameters", "connect", "fan_out",
+__all__ = ["ENTRIES", "Alert", "Output", "Settings", "Trigger", "alert_error", "child_parameters", "connect", "fan_out",
            "fix_one", "is_vault_id", "job_error", "parse_argv", "read_job", "read_trigger", "resolve", "resource_parts"]
 
 Say = Callable[[str], None]
@@ -49,7 +49,6 @@ class Settings:
     client_id: str | None = None
     credential: str = "managed-identity"
     cloud: str = "AzureCloud"
-    subscription: str | None = None
     error: str | None = None
     egress_mode: str = "service-tag"
     retention_days: int = 30
@@ -62,7 +61,6 @@ class Settings:
     concurrency: int = 5
     poll_seconds: float = 15.0
     timeout_seconds: float = 10200.0  # under Automation's 3-hour fair-share limit
-    given: tuple[str, ...] = ()
 
     @property
     def dry_run(self) -> bool:
@@ -70,58 +68,46 @@ class Settings:
         return self.mode != "apply"
 
 
-def _bool(v: str) -> bool:
-    if v.lower() in ("true", "1", "yes", "on"):
-        return True
-    if v.lower() in ("false", "0", "no", "off"):
-        return False
-    raise ValueError("want true or false")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("apply", "dry-run"), "credential": ("managed-identity", "default"), "cloud": tuple(CLOUDS),
+    "egress_mode": ("service-tag", "ip-ranges"), "allow_disruptive": ("true", "false"), "backup": ("true", "false")}
+_RANGES: dict[str, tuple[type, float, float]] = {
+    "retention_days": (int, 1, 9999), "backup_wait_seconds": (float, 1, 7 * 24 * 3600), "hours": (float, 1, 744),
+    "concurrency": (int, 1, 50), "poll_seconds": (float, 0.01, 600), "timeout_seconds": (float, 1, 7 * 24 * 3600)}
+_PATTERNS: dict[str, tuple[str, str]] = {
+    "client_id": (_GUID, "a GUID"), "error": (r"[A-Za-z0-9_.:-]{1,100}", "an error code"),
+    "vault": (r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.RecoveryServices/vaults/[^/]+/?",
+              "a Recovery Services vault resource ID"),
+    "automation_account": (r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Automation/"
+                           r"automationAccounts/[^/]+/?", "an Automation account resource ID"),
+    "runbook": (r"[A-Za-z][A-Za-z0-9_-]{0,62}", "a runbook name")}
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def check(v: str) -> str:
-        if v not in allowed:
-            raise ValueError(f"want one of {', '.join(allowed)}")
-        return v
-    return check
-
-
-def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
-    def check(v: str) -> Any:
-        n = kind(v)
+def _convert(key: str, raw: str) -> Any:
+    """A setting's typed value; ValueError says what is wanted."""
+    if key in _CHOICES:
+        value = raw.lower() if _CHOICES[key][0] == "true" else raw
+        if value not in _CHOICES[key]:
+            raise ValueError(f"want one of {', '.join(_CHOICES[key])}")
+        return value == "true" if _CHOICES[key][0] == "true" else value
+    if key in _RANGES:
+        kind, low, high = _RANGES[key]
+        n = kind(raw)
         if not low <= n <= high:
             raise ValueError(f"want {low:g}..{high:g}")
         return n
-    return check
+    pattern, what = _PATTERNS[key]
+    if not re.fullmatch(pattern, raw, re.I):
+        raise ValueError(f"not {what}")
+    return raw
 
 
-def _match(pattern: str, what: str) -> Callable[[str], str]:
-    def check(v: str) -> str:
-        if not re.fullmatch(pattern, v, re.I):
-            raise ValueError(f"not {what}")
-        return v
-    return check
-
-
-_PARSE: dict[str, Callable[[str], Any]] = {
-    "mode": _choice("apply", "dry-run"), "allow_disruptive": _bool, "client_id": _match(_GUID, "a GUID"),
-    "credential": _choice("managed-identity", "default"), "cloud": _choice(*CLOUDS),
-    "subscription": _match(_GUID, "a GUID"), "error": _match(r"[A-Za-z0-9_.:-]{1,100}", "an error code"),
-    "egress_mode": _choice("service-tag", "ip-ranges"), "retention_days": _number(int, 1, 9999),
-    "backup": _bool, "backup_wait_seconds": _number(float, 1, 7 * 24 * 3600), "hours": _number(float, 1, 24 * 31),
-    "vault": _match(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.RecoveryServices/vaults/[^/]+/?",
-                    "a Recovery Services vault resource ID"),
-    "automation_account": _match(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Automation/"
-                                 r"automationAccounts/[^/]+/?", "an Automation account resource ID"),
-    "runbook": _match(r"[A-Za-z][A-Za-z0-9_-]{0,62}", "a runbook name"), "concurrency": _number(int, 1, 50),
-    "poll_seconds": _number(float, 0.01, 600), "timeout_seconds": _number(float, 1, 7 * 24 * 3600),
-}
-_ENV = {"subscription": ("AZURE_SUBSCRIPTION_ID",), "client_id": ("RUNBOOKS_CLIENT_ID", "AZURE_CLIENT_ID")}
-_COMMON = ("client_id", "credential", "cloud", "subscription")
+_ENV = {"client_id": ("RUNBOOKS_CLIENT_ID", "AZURE_CLIENT_ID")}
+_COMMON = ("client_id", "credential", "cloud")
 _FIX = ("mode", "allow_disruptive", "error", "egress_mode", "retention_days", "backup", "backup_wait_seconds")
 ENTRIES: dict[str, tuple[str, ...]] = {
     "fix_backup_failure": (*_FIX, *_COMMON),
-    "preview_change_window": ("hours", "error", "egress_mode", *_COMMON),
+    "preview_change_window": ("hours", "egress_mode", *_COMMON),
     "fan_out": ("automation_account", "runbook", "concurrency", "poll_seconds", "timeout_seconds", "vault", "hours",
                 *[k for k in _FIX if k != "error"], *_COMMON),
 }
@@ -163,10 +149,10 @@ def resolve(entry: str, given: dict[str, str], env: dict[str, str] | None = None
         if raw is None or raw == "":
             continue
         try:
-            values[key] = _PARSE[key](raw)
+            values[key] = _convert(key, raw)
         except ValueError as e:
             raise BadInput(f"{key}={raw!r}: {str(e).splitlines()[0]}") from None
-    return Settings(**values, given=tuple(sorted(values)))
+    return Settings(**values)
 
 
 # --- payloads --------------------------------------------------------------------------------
@@ -177,7 +163,6 @@ class Alert:
     rule: str
     condition: str
     service: str
-    alert_id: str | None
     vault_id: str | None
     job_id: str | None
     category: str | None
@@ -264,7 +249,7 @@ def _alert(doc: dict[str, Any]) -> Trigger:
     vault_id = next((t for t in targets_ids if "/microsoft.recoveryservices/vaults/" in t.lower()), None)
     job_id = (ctx.get("extendedInfo") or {}).get("jobId") if isinstance(ctx.get("extendedInfo"), dict) else None
     alert = Alert(str(ess.get("alertRule") or "?"), str(ess.get("monitorCondition") or ""),
-                  str(ess.get("monitoringService") or ""), ess.get("alertId"), vault_id,
+                  str(ess.get("monitoringService") or ""), vault_id,
                   job_id or ctx.get("jobId"), ctx.get("category"))
     source = f"alert '{alert.rule}' ({alert.service or 'unknown service'}, {alert.condition or 'no condition'})"
     ignore = None
@@ -338,6 +323,25 @@ def job_error(azure: Azure, vault: str, group: str, job_id: str) -> str | None:
     return info.error_title or (str(info.error_code) if info.error_code is not None else None)
 
 
+def alert_error(azure: Azure, s: Settings, trigger: Trigger, t: Target, *, say: Say) -> tuple[str | None, str | None]:
+    """(the error to fix: the `error` setting, else the error of the job the alert names; why to skip, if so)."""
+    alert = trigger.alert
+    if s.error or not (alert and alert.job_id and alert.vault_id) or len(trigger.targets) != 1:
+        return s.error, None
+    sub, group, vault = resource_parts(alert.vault_id)
+    try:
+        reader = azure if sub.lower() == t.subscription else connect(s, sub, read_only=True)
+        info, operation = read_job(reader, vault, group, alert.job_id)
+    except Exception as e:  # the engine falls back to the VM's latest failed job
+        say(f"{t.name}: could not read job {alert.job_id} ({type(e).__name__}); using the VM's latest failed job")
+        return None, None
+    if operation and operation.lower() != "backup":
+        return None, f"job {alert.job_id} is a {operation} job, not a backup"
+    error = info.error_title or (str(info.error_code) if info.error_code is not None else None)
+    say(f"{t.name}: job {alert.job_id} {info.status} with {error or 'no recorded error'}")
+    return error, None
+
+
 def fix_one(azure: Azure, target: Target, s: Settings, *, error: str | None, dry_run: bool, say: Say) -> Any:
     """engine.run for one VM with the settings; an unexpected failure becomes a `failed` report."""
     from .engine import Options, VmReport, run
@@ -364,7 +368,6 @@ class Child:
     job: str
     status: str = "New"
     error: str | None = None
-    polls: int = 0
 
 
 def child_parameters(vm_id: str, s: Settings) -> dict[str, str]:
@@ -382,11 +385,7 @@ def child_parameters(vm_id: str, s: Settings) -> dict[str, str]:
 def fan_out(azure: Azure, account_id: str, s: Settings, targets: Iterable[Target], say: Say,
             sleep: Callable[[float], None] = time.sleep) -> list[Child]:
     """Start one child job per VM, at most `s.concurrency` unfinished at once; wait for each to end."""
-    from azure.mgmt.automation.models import (
-        JobCreateParameters,
-        JobCreateProperties,
-        RunbookAssociationProperty,
-    )
+    from azure.mgmt.automation import models
 
     _, group, account = resource_parts(account_id)
     pending: deque[Target] = deque(targets)
@@ -397,8 +396,8 @@ def fan_out(azure: Azure, account_id: str, s: Settings, targets: Iterable[Target
         while pending and len(running) < s.concurrency:
             t = pending.popleft()
             child = Child(t, str(uuid.uuid4()))
-            body = JobCreateParameters(properties=JobCreateProperties(
-                runbook=RunbookAssociationProperty(name=s.runbook), parameters=child_parameters(t.id, s)))
+            body = models.JobCreateParameters(properties=models.JobCreateProperties(
+                runbook=models.RunbookAssociationProperty(name=s.runbook), parameters=child_parameters(t.id, s)))
             try:
                 azure.call(azure.automation.job.create, group, account, child.job, body)
             except Exception as e:
@@ -415,7 +414,6 @@ def fan_out(azure: Azure, account_id: str, s: Settings, targets: Iterable[Target
             except Exception as e:  # a lost poll is retried on the next round
                 child.error = f"{arm_error(e).code}: {arm_error(e).message}"
                 continue
-            child.polls += 1
             status = str((job.get("properties") or {}).get("status") or job.get("status") or "")
             if status != child.status:
                 say(f"{child.target.name}: job {name} {status}")
@@ -426,10 +424,8 @@ def fan_out(azure: Azure, account_id: str, s: Settings, targets: Iterable[Target
             for child in running.values():
                 say(f"{child.target.name}: job {child.job} still {child.status} after {s.timeout_seconds:g} s")
                 child.error = "timed out waiting for the job"
-                done.append(child)
+            done += [*running.values(), *(Child(t, "", "NotStarted", "timed out before it could start") for t in pending)]
             running.clear()
-            for t in pending:
-                done.append(Child(t, "", "NotStarted", "timed out before the job could start"))
             pending.clear()
         if running:
             sleep(s.poll_seconds)
@@ -443,7 +439,6 @@ class Output:
 
     script: str
     mode: str | None = None
-    finished: bool = field(default=False, repr=False)
 
     def say(self, line: str) -> None:
         """One progress line."""
@@ -459,7 +454,6 @@ class Output:
         doc = {"status": status, "script": self.script, "mode": self.mode, "vms": vms or [], "exit_code": exit_code,
                **extra}
         print(json.dumps(doc, default=str, separators=(",", ":")), flush=True)
-        self.finished = True
         return exit_code
 
     def guard(self, body: Callable[[], int]) -> int:

@@ -66,6 +66,8 @@ def _error_line(r: VmReport) -> str | None:
     if inv is None:
         return None
     job = inv.job
+    if job is None and inv.error_code is None:
+        return "Error   none: no failed backup job of this VM in the last 7 days"
     where = ""
     if job is not None:
         when = job.start.strftime("%Y-%m-%d %H:%M UTC") if job.start else "time unknown"

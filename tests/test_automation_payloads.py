@@ -167,6 +167,13 @@ def test_webhook_data_forms() -> None:
         assert [x.name for x in t.targets] == [SAMPLE_VM], text[:60]
 
 
+def test_an_alert_split_over_several_arguments_is_joined_again() -> None:
+    argv = ["fix_backup_failure.py", *sample("backup-failure-alert.json").split(" "), "mode=apply"]
+    data, given = aa.parse_argv(argv, "fix_backup_failure")
+    assert given == {"mode": "apply"} and data is not None
+    assert [t.name for t in aa.read_trigger(data).targets] == [SAMPLE_VM]
+
+
 def test_a_vm_id_a_list_and_a_protected_item_only_alert() -> None:
     assert [t.name for t in aa.read_trigger(vm_id("vm-a")).targets] == ["vm-a"]
     t = aa.read_trigger(json.dumps([vm_id("vm-a"), vm_id("vm-b"), vm_id("vm-a")]))

@@ -1,0 +1,191 @@
+"""The deployment template (azure-automation/deploy.json) and its custom roles.
+
+The role test runs every entry script (and through them every remediation action) against armsim,
+maps each request of armsim's log (method + path) to its RBAC action with azure-automation/rbac-map.json,
+and asserts the template's roles grant exactly those actions: each used one, nothing unused, no wildcard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+from test_automation_payloads import (
+    AA_DIR,
+    ACCOUNT_ID,
+    ALL_VMS,
+    BROKEN,
+    VAULT_ID,
+    failed_job,
+    run_entry,
+    sample,
+)
+
+from armsim import Server
+from remediations.actions import ACTION_NAMES
+from runbooks.automation import ENTRIES
+
+TEMPLATE = AA_DIR / "deploy.json"
+PARAMETERS = AA_DIR / "deploy.parameters.json"
+README = AA_DIR / "README.md"
+
+
+@cache
+def template() -> dict[str, Any]:
+    return json.loads(TEMPLATE.read_text(encoding="utf-8"))
+
+
+def resources(t: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every resource, nested deployments' inner resources included."""
+    out = []
+    for r in t["resources"]:
+        out.append(r)
+        inner = (r.get("properties") or {}).get("template")
+        if inner:
+            out += resources(inner)
+    return out
+
+
+def of_type(kind: str) -> list[dict[str, Any]]:
+    return [r for r in resources(template()) if r["type"].lower() == kind.lower()]
+
+
+@cache
+def rbac_table() -> list[tuple[str, re.Pattern[str], str]]:
+    rows = json.loads((AA_DIR / "rbac-map.json").read_text(encoding="utf-8"))["requests"]
+    return [(r["method"], re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(r["path"])) + "/?", re.I),
+             r["action"]) for r in rows]
+
+
+def rbac_action(method: str, path: str) -> str | None:
+    return next((a for m, p, a in rbac_table() if m == method and p.fullmatch(path)), None)
+
+
+def role_actions() -> tuple[set[str], set[str]]:
+    """(the remediator role's actions, the job-starter role's actions) as the template grants them."""
+    v = template()["variables"]
+    return set(v["remediatorActions"]), set(v["jobActions"])
+
+
+# --- the role: exactly what is used -----------------------------------------------------------
+def test_role_grants_exactly_the_actions_the_runbooks_use(armsim: Server) -> None:
+    runs = [run_entry(armsim, "preview_change_window.py", VAULT_ID)]
+    alerts = [sample("backup-failure-alert.json", vm, failed_job(armsim, vm)) for vm in BROKEN]
+    runs += [run_entry(armsim, "fix_backup_failure.py", alerts[0])]  # dry run
+    with ThreadPoolExecutor(max_workers=4) as pool:  # one VM per job, as fan_out runs them
+        runs += list(pool.map(lambda a: run_entry(armsim, "fix_backup_failure.py", a, "mode=apply",
+                                                  "allow_disruptive=true"), alerts))
+    runs += [run_entry(armsim, "fix_backup_failure.py", sample("backup-failure-alert.json", "vm-healthy"),
+                       "mode=apply")]
+    runs += [run_entry(armsim, "fan_out.py", f"vault={VAULT_ID}", f"automation_account={ACCOUNT_ID}",
+                       "poll_seconds=0.01")]
+    assert [r.code for r in runs] == [0] * len(runs), "\n\n".join(r.text for r in runs if r.code)
+    applied = {c.split(":", 1)[0] for r in runs for v in r.summary["vms"] for c in v.get("changes") or []}
+    assert applied == set(ACTION_NAMES), f"not every remediation action ran: {set(ACTION_NAMES) - applied}"
+    assert {v["vm"] for r in runs for v in r.summary["vms"]} >= set(ALL_VMS)
+
+    log = armsim.sim.requests()
+    unmapped = sorted({f"{e['method']} {e['path']}" for e in log if rbac_action(e["method"], e["path"]) is None})
+    assert not unmapped, "requests without an RBAC mapping (add them to rbac-map.json):\n" + "\n".join(unmapped)
+    used = {rbac_action(e["method"], e["path"]) for e in log}
+    remediator, jobs = role_actions()
+    granted = remediator | jobs
+    assert not [a for a in granted if "*" in a], "no wildcard actions"
+    assert sorted(used - granted) == [], "used but not granted"
+    assert sorted(granted - used) == [], "granted but never used"
+    assert all(a.startswith("Microsoft.Automation/") for a in jobs)
+    assert not any(a.startswith("Microsoft.Automation/") for a in remediator)
+
+
+def test_every_mapped_action_is_spelled_like_an_rbac_action() -> None:
+    for _, _, action in rbac_table():
+        assert re.fullmatch(r"Microsoft\.[A-Za-z]+(/[A-Za-z]+)+/(read|write|delete|action)", action), action
+
+
+def test_the_roles_in_the_template_are_the_variables_and_assigned_to_the_account_identity() -> None:
+    defs = of_type("Microsoft.Authorization/roleDefinitions")
+    assert {d["properties"]["permissions"][0]["actions"] for d in defs} == \
+        {"[parameters('remediatorActions')]", "[parameters('jobActions')]"}
+    nested = of_type("Microsoft.Resources/deployments")[0]["properties"]["parameters"]
+    assert nested["remediatorActions"]["value"] == "[variables('remediatorActions')]"
+    assert nested["jobActions"]["value"] == "[variables('jobActions')]"
+    assert "identity.principalId" in nested["principalId"]["value"]
+    assigns = of_type("Microsoft.Authorization/roleAssignments")
+    assert len(assigns) == 2 and all(a["properties"]["principalType"] == "ServicePrincipal" for a in assigns)
+    account_scoped = [a for a in assigns if "scope" in a]
+    assert len(account_scoped) == 1 and "automationAccounts" in account_scoped[0]["scope"]
+    assert "jobRoleName" in account_scoped[0]["properties"]["roleDefinitionId"]
+
+
+# --- the template -----------------------------------------------------------------------------
+def test_template_and_parameters_are_valid_json_and_agree() -> None:
+    t = template()
+    params = json.loads(PARAMETERS.read_text(encoding="utf-8"))["parameters"]
+    assert set(params) <= set(t["parameters"])
+    required = {k for k, v in t["parameters"].items() if "defaultValue" not in v}
+    assert required <= set(params), f"the parameters file lacks {required - set(params)}"
+    for k, v in params.items():
+        allowed = t["parameters"][k].get("allowedValues")
+        assert allowed is None or v["value"] in allowed
+
+
+def test_template_references_files_that_exist() -> None:
+    t = template()
+    files = [r["file"] for r in t["variables"]["runbooks"]]
+    text = TEMPLATE.read_text(encoding="utf-8")
+    files += re.findall(r"[\w.-]+\.(?:py|ps1|sh|json)\b", text.replace("deploymentTemplate.json", "")
+                        .replace("subscriptionDeploymentTemplate.json", ""))
+    assert files
+    for f in set(files) - {"packages.json"}:  # packages.json is written by build_bundle.py
+        assert (AA_DIR / f).is_file(), f"deploy.json references {f}, which is not in azure-automation/"
+    assert {r["name"] for r in t["variables"]["runbooks"]} == set(ENTRIES)
+    assert all(r["file"] == f"{r['name']}.py" for r in t["variables"]["runbooks"])
+
+
+def test_template_creates_what_the_deployment_needs() -> None:
+    [acct] = of_type("Microsoft.Automation/automationAccounts")
+    assert acct["identity"]["type"] == "SystemAssigned"
+    [env] = of_type("Microsoft.Automation/automationAccounts/runtimeEnvironments")
+    assert env["properties"]["runtime"] == {"language": "Python", "version": "3.10"}
+    [pkgs] = of_type("Microsoft.Automation/automationAccounts/runtimeEnvironments/packages")
+    assert "parameters('packages')[copyIndex()].file" in pkgs["properties"]["contentLink"]["uri"]
+    [books] = of_type("Microsoft.Automation/automationAccounts/runbooks")
+    assert books["properties"]["runbookType"] == "Python"
+    assert books["properties"]["runtimeEnvironment"] == "[parameters('runtimeEnvironmentName')]"
+    assert "runbooks')[copyIndex()].file" in books["properties"]["publishContentLink"]["uri"]
+    [group] = of_type("Microsoft.Insights/actionGroups")
+    [receiver] = group["properties"]["automationRunbookReceivers"]
+    assert receiver["useCommonAlertSchema"] is True and receiver["isGlobalRunbook"] is False
+    [rule] = of_type("Microsoft.AlertsManagement/actionRules")
+    props = rule["properties"]
+    assert {"field": "MonitorService", "operator": "Equals", "values": ["Azure Backup"]} in props["conditions"]
+    assert props["actions"][0]["actionType"] == "AddActionGroups"
+    assert of_type("Microsoft.Automation/automationAccounts/webhooks")
+
+
+def test_settings_the_deployment_passes_are_settings_the_runbooks_accept() -> None:
+    t = template()
+    assert set(t["variables"]["settings"]) <= set(ENTRIES["fix_backup_failure"]) & set(ENTRIES["fan_out"])
+    for key, value in t["variables"]["settings"].items():
+        assert value.startswith(f"[format('{key}=")
+    [hook] = of_type("Microsoft.Automation/automationAccounts/webhooks")
+    extra = set(re.findall(r"createObject\('(\w+)', \S+?, '(\w+)'", hook["properties"]["parameters"])[0])
+    assert extra <= set(ENTRIES["fan_out"])
+    [sched] = of_type("Microsoft.Automation/automationAccounts/jobSchedules")
+    assert set(sched["properties"]["parameters"]) - {"data"} <= set(ENTRIES["preview_change_window"])
+    assert t["parameters"]["mode"]["defaultValue"] == "dry-run"
+    assert t["parameters"]["allowDisruptive"]["defaultValue"] is False
+
+
+def test_readme_lists_the_mapping_and_the_granted_actions() -> None:
+    text = README.read_text(encoding="utf-8")
+    rows = json.loads((AA_DIR / "rbac-map.json").read_text(encoding="utf-8"))["requests"]
+    for r in rows:
+        assert f"`{r['action']}`" in text, r["action"]
+    remediator, jobs = role_actions()
+    granted_lines = [line for line in text.splitlines() if line.startswith("|") and "| yes" in line]
+    granted = {m for line in granted_lines for m in re.findall(r"`(Microsoft\.[^`]+)`", line)}
+    assert granted == remediator | jobs, "README's 'granted' column must match deploy.json's roles"
