@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from .azure import Azure
+from .backupjobs import JobView, for_vm, job_view, jobs_filter
 from .netaddr import TagResolver
 from .netrules import NsgView, Rule, port_in
 from .reads import VmView, read_vm
@@ -25,7 +26,6 @@ from .target import Target
 __all__ = [
     "BackupItem",
     "Facts",
-    "JobInfo",
     "backup_item",
     "gather",
     "recent_jobs",
@@ -34,7 +34,6 @@ __all__ = [
 
 _tags_cache: dict[tuple[str, str, str], TagResolver] = {}
 _tags_lock = threading.Lock()
-JOB_FILTER_TIME = "%Y-%m-%d %I:%M:%S %p"  # azure-cli's format for backup job filters (UTC)
 
 
 @dataclass(frozen=True)
@@ -48,44 +47,6 @@ class BackupItem:
     item: str
     policy: str | None = None
 
-    @property
-    def container_path(self) -> str:
-        """The container name as the protectedItems path wants it (IaasVMContainer;…)."""
-        return self.container if self.container.lower().startswith("iaasvmcontainer;") \
-            else f"IaasVMContainer;{self.container}"
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """One backup job of the VM: status, times, and the error it carries."""
-
-    id: str
-    status: str
-    start: datetime | None
-    end: datetime | None
-    user_triggered: bool
-    error_title: str | None = None
-    error_code: int | None = None
-    error_string: str | None = None
-    recommendations: tuple[str, ...] = ()
-
-    @classmethod
-    def from_arm(cls, d: dict[str, Any]) -> JobInfo:
-        """Build from a backup job's REST JSON."""
-        p = d.get("properties") or {}
-        err = (p.get("errorDetails") or [{}])[0] if p.get("errorDetails") else {}
-        return cls(str(d.get("name") or ""), str(p.get("status") or ""), _time(p.get("startTime")),
-                   _time(p.get("endTime")), bool(p.get("isUserTriggered")), err.get("errorTitle"),
-                   err.get("errorCode"), err.get("errorString") or (p.get("extendedInfo") or {}).get(
-                       "dynamicErrorMessage"), tuple(err.get("recommendations") or ()))
-
-
-def _time(v: Any) -> datetime | None:
-    if isinstance(v, datetime):
-        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
-    if not v:
-        return None
-    return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -98,16 +59,16 @@ class Facts:
     tags: TagResolver | None
     health: dict[str, Any] | None
     backup: BackupItem | None
-    jobs: tuple[JobInfo, ...] = ()
+    jobs: tuple[JobView, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
     @property
-    def last_failed(self) -> JobInfo | None:
+    def last_failed(self) -> JobView | None:
         """The VM's most recent failed backup job."""
         return next((j for j in self.jobs if j.status == "Failed"), None)
 
     @property
-    def latest(self) -> JobInfo | None:
+    def latest(self) -> JobView | None:
         """The VM's most recent backup job of any status."""
         return self.jobs[0] if self.jobs else None
 
@@ -140,24 +101,14 @@ def backup_item(azure: Azure, vm: VmView) -> BackupItem | None:
                       status.get("protectedItemName") or "", status.get("policyName"))
 
 
-def recent_jobs(azure: Azure, item: BackupItem, vm_name: str, *, days: int = 7) -> tuple[JobInfo, ...]:
+def recent_jobs(azure: Azure, item: BackupItem, vm_name: str, *, days: int = 7) -> tuple[JobView, ...]:
     """The VM's backup jobs of the last `days` days, newest first (one list call, paged)."""
-    now = datetime.now(timezone.utc)
-    flt = (f"operation eq 'Backup' and backupManagementType eq 'AzureIaasVM' and "
-           f"startTime eq '{(now - timedelta(days=days)).strftime(JOB_FILTER_TIME)}' and "
-           f"endTime eq '{now.strftime(JOB_FILTER_TIME)}'")
+    flt = jobs_filter(datetime.now(timezone.utc), hours=24 * days)
 
-    def fetch() -> list[dict[str, Any]]:
-        return [j.as_dict() for j in azure.backup.backup_jobs.list(item.vault, item.vault_group, filter=flt)]
+    def fetch() -> list[JobView]:
+        return [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(item.vault, item.vault_group, filter=flt)]
 
-    mine = []
-    for d in azure.call(fetch):
-        p = d.get("properties") or {}
-        container = str(p.get("containerName") or "")
-        if str(p.get("entityFriendlyName", "")).lower() == vm_name.lower() and (
-                not container or container.lower().endswith(item.container.lower().split(";", 1)[-1])):
-            mine.append(JobInfo.from_arm(d))
-    return tuple(sorted(mine, key=lambda j: j.start or now, reverse=True))
+    return tuple(for_vm(azure.call(fetch), vm_name, item.container))
 
 
 def _needs_tags(nsgs: tuple[NsgView, ...], ports: tuple[int, ...]) -> bool:
@@ -225,21 +176,16 @@ def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int,
 
 def failed_vms(azure: Azure, vault: str, group: str, *, hours: float = 24) -> list[Target]:
     """The VMs with a failed backup job in the vault during the last `hours`, from the job list."""
-    now = datetime.now(timezone.utc)
-    flt = (f"status eq 'Failed' and operation eq 'Backup' and backupManagementType eq 'AzureIaasVM' and "
-           f"startTime eq '{(now - timedelta(hours=hours)).strftime(JOB_FILTER_TIME)}' and "
-           f"endTime eq '{now.strftime(JOB_FILTER_TIME)}'")
+    flt = jobs_filter(datetime.now(timezone.utc), hours=hours, status="Failed")
 
-    def fetch() -> list[dict[str, Any]]:
-        return [j.as_dict() for j in azure.backup.backup_jobs.list(vault, group, filter=flt)]
+    def fetch() -> list[JobView]:
+        return [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(vault, group, filter=flt)]
 
     seen: dict[str, Target] = {}
-    for d in azure.call(fetch):
-        p = d.get("properties") or {}
-        parts = str(p.get("containerName") or "").split(";")
+    for job in azure.call(fetch):
+        parts = job.container.split(";")
         rg = parts[-2] if len(parts) >= 3 else group
-        name = str(p.get("entityFriendlyName") or parts[-1])
-        t = Target(subscription=azure.subscription, resource_group=rg, name=name)
+        t = Target(subscription=azure.subscription, resource_group=rg, name=job.entity or parts[-1])
         seen.setdefault(t.id.lower(), t)
     return list(seen.values())
 

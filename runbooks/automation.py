@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from remediations.azure import CLOUDS, Azure, AzureConfig
+from remediations.backupjobs import JobView, job_view
 from remediations.errors import BadInput, arm_error
-from remediations.facts import JobInfo
 from remediations.target import Target, parse_target
 
 __all__ = ["ENTRIES", "Alert", "Output", "Settings", "Trigger", "alert_error", "child_parameters", "connect", "fan_out",
@@ -311,16 +311,16 @@ def connect(s: Settings, subscription: str, *, read_only: bool) -> Azure:
                              credential=s.credential, client_id=s.client_id))  # type: ignore[arg-type]
 
 
-def read_job(azure: Azure, vault: str, group: str, job_id: str) -> tuple[JobInfo, str]:
-    """A backup job (JobDetails_Get) as JobInfo, with its operation (Backup, Restore, …)."""
+def read_job(azure: Azure, vault: str, group: str, job_id: str) -> tuple[JobView, str]:
+    """A backup job (JobDetails_Get) as JobView, with its operation (Backup, Restore, …)."""
     d = azure.call(azure.backup.job_details.get, vault, group, job_id).as_dict()
-    return JobInfo.from_arm(d), str((d.get("properties") or {}).get("operation") or "")
+    return job_view(d), str((d.get("properties") or {}).get("operation") or "")
 
 
 def job_error(azure: Azure, vault: str, group: str, job_id: str) -> str | None:
     """The error a backup job failed with: its errorTitle (e.g. ExtensionSnapshotFailedNoNetwork) or code."""
     info, _ = read_job(azure, vault, group, job_id)
-    return info.error_title or (str(info.error_code) if info.error_code is not None else None)
+    return info.error_title or (str(info.error_number) if info.error_number is not None else None)
 
 
 def alert_error(azure: Azure, s: Settings, trigger: Trigger, t: Target, *, say: Say) -> tuple[str | None, str | None]:
@@ -337,7 +337,7 @@ def alert_error(azure: Azure, s: Settings, trigger: Trigger, t: Target, *, say: 
         return None, None
     if operation and operation.lower() != "backup":
         return None, f"job {alert.job_id} is a {operation} job, not a backup"
-    error = info.error_title or (str(info.error_code) if info.error_code is not None else None)
+    error = info.error_title or (str(info.error_number) if info.error_number is not None else None)
     say(f"{t.name}: job {alert.job_id} {info.status} with {error or 'no recorded error'}")
     return error, None
 

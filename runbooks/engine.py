@@ -10,7 +10,8 @@ from typing import Any, Literal
 from remediations.action import OnChange
 from remediations.actions import get_action
 from remediations.azure import Azure
-from remediations.facts import Facts, JobInfo, gather
+from remediations.backupjobs import JobView
+from remediations.facts import Facts, gather
 from remediations.model import Change, Outcome, Plan
 from remediations.target import Target
 
@@ -47,7 +48,7 @@ class Investigation:
     entry: ErrorEntry
     error_code: str | None
     matched_by: str
-    job: JobInfo | None
+    job: JobView | None
     findings: list[Finding]
     previews: dict[str, Plan] = field(default_factory=dict)
 
@@ -103,8 +104,8 @@ def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
         entry, how = (entry, f"--error {opts.error}") if entry else match_error(opts.error)
         code = opts.error
     elif job is not None:
-        entry, how = match_error(job.error_title, job.error_string, job.error_code)
-        code = job.error_title or (str(job.error_code) if job.error_code is not None else None)
+        entry, how = match_error(job.error_title, job.error_message, job.error_number)
+        code = job.error_title or (str(job.error_number) if job.error_number is not None else None)
     else:
         entry, how = match_error(None)
         code = None
@@ -162,7 +163,7 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
     say(f"{target.name}: reading facts")
     inv = investigate(azure, target, opts)
     latest = inv.facts.latest
-    if opts.error is None and latest is not None and latest.status in ("Completed", "CompletedWithWarnings"):
+    if opts.error is None and latest is not None and latest.succeeded:
         return VmReport(target, "nothing", "No changes. The VM's latest backup succeeded.", inv)
     if inv.facts.backup is None:
         return VmReport(target, "manual", f"{target.name} is not protected by Azure Backup; nothing to verify.",

@@ -136,7 +136,7 @@ def report_json(r: VmReport) -> dict[str, Any]:
                         "matched_by": inv.matched_by,
                         "job": None if job is None else {"id": job.id, "status": job.status,
                                                          "start": job.start.isoformat() if job.start else None,
-                                                         "error_code": job.error_code,
+                                                         "error_code": job.error_number,
                                                          "error_title": job.error_title}}
         out["findings"] = [{"cause": f.cause, "title": f.title, "verdict": f.verdict, "evidence": f.evidence}
                            for f in inv.findings]

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from armsim import DEMO_SUBSCRIPTION
 from remediations.actions.backup import BackupFacts, TriggerBackup
-from remediations.actions.backup_jobs import (
+from remediations.azure import Azure, AzureConfig
+from remediations.backupjobs import (
     JobView,
     arm_container,
     cap_refusal,
@@ -20,7 +21,6 @@ from remediations.actions.backup_jobs import (
     jobs_filter,
     parse_time,
 )
-from remediations.azure import Azure, AzureConfig
 from remediations.target import Target
 
 DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",

@@ -30,10 +30,11 @@ from pydantic import Field
 
 from ..action import Action, ActionParams
 from ..azure import Azure, is_transient
+from ..backupjobs import JobView, arm_container, cap_refusal, for_vm, job_view, jobs_filter, parse_time, when
 from ..errors import ArmCallError
+from ..facts import backup_item
 from ..model import Change, Outcome, Plan
 from ..reads import read_vm
-from .backup_jobs import JobView, arm_container, cap_refusal, for_vm, job_view, jobs_filter, parse_time, when
 
 __all__ = ["BackupFacts", "BackupJobFailed", "Progress", "TriggerBackup", "TriggerOperationFailed", "TriggerParams"]
 
@@ -84,14 +85,6 @@ class BackupFacts:
     now: datetime = datetime.min.replace(tzinfo=timezone.utc)
 
 
-def _vault_parts(vault_id: str) -> tuple[str, str]:
-    """(vault name, resource group) from a vault resource id."""
-    parts = [p for p in vault_id.split("/") if p]
-    low = [p.lower() for p in parts]
-    group = parts[low.index("resourcegroups") + 1] if "resourcegroups" in low else ""
-    return parts[-1] if parts else "", group
-
-
 def _operation_id(headers: dict[str, str]) -> str:
     """The operation id at the end of the Azure-AsyncOperation (or Location) URL."""
     h = {k.lower(): v for k, v in headers.items()}
@@ -119,17 +112,12 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
     # --- read --------------------------------------------------------------------------------
     def read(self, azure: Azure, params: TriggerParams) -> BackupFacts:
         """backupStatus for the VM, then its protected item and the vault's backup jobs of the last 24 h."""
-        from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
-
         t = params.target
         vm = read_vm(azure, t)
-        status = azure.call(azure.backup.backup_status.get, vm.location,
-                            BackupStatusRequest(resource_type="VM", resource_id=vm.id or t.id)).as_dict()
-        if str(status.get("protectionStatus") or "").lower() != "protected" or not status.get("vaultId"):
+        where = backup_item(azure, vm)
+        if where is None:
             return BackupFacts(t.name, vm.power_state, False)
-        vault, group = _vault_parts(status["vaultId"])
-        container = arm_container(str(status.get("containerName") or ""))
-        item = str(status.get("protectedItemName") or "")
+        vault, group, container, item = where.vault, where.vault_group, arm_container(where.container), where.item
         it = azure.call(azure.backup.protected_items.get, vault, group, FABRIC, container, item).as_dict()
         props = it.get("properties") or {}
         now = datetime.now(timezone.utc)

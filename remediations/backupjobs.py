@@ -1,4 +1,4 @@
-"""Backup job history helpers: the jobs filter, a typed job view, per-VM matching, and Azure's on-demand caps."""
+"""Backup job history, shared by diagnosis (facts) and trigger-backup: the jobs filter, a typed job view, per-VM matching, and Azure's on-demand caps."""
 
 from __future__ import annotations
 
@@ -53,15 +53,16 @@ def when(t: datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC") if t else "an unknown time"
 
 
-def jobs_filter(now: datetime) -> str:
-    """The OData $filter azure-cli sends for the last 24 h of IaaS VM backup jobs.
+def jobs_filter(now: datetime, *, hours: float = 24, status: str | None = None) -> str:
+    """The OData $filter azure-cli sends for the last `hours` of IaaS VM backup jobs (optionally one status).
 
     The end is rounded up by a minute: the format has no fractions of a second, so `now` itself
     would exclude a job started earlier in the same second (and client clocks drift).
     """
-    start = now - timedelta(hours=24)
+    start = now - timedelta(hours=hours)
     end = now + timedelta(minutes=1)
-    return (f"operation eq 'Backup' and backupManagementType eq 'AzureIaasVM' and "
+    which = f"status eq '{status}' and " if status else ""
+    return (f"{which}operation eq 'Backup' and backupManagementType eq 'AzureIaasVM' and "
             f"startTime eq '{start.strftime(_TIME_FORMAT)}' and endTime eq '{end.strftime(_TIME_FORMAT)}'")
 
 
