@@ -238,6 +238,8 @@ class BackupModel:
                     {"taskId": "Transfer data to vault", "duration": "PT0S",
                      "status": "Completed" if job.status == "Completed" else "NotStarted"}],
                 "propertyBag": {"VM Name": job.item.vm.name, "Backup Size": "0 MB"},
+                "progressPercentage": 100.0 if job.status != "InProgress"
+                else round(100.0 * job.polls / max(job.polls_needed, 1), 1),
             },
         }
         if job.ended is not None and job.status != "InProgress":

@@ -156,6 +156,20 @@ def _backup_plan(azure: Azure, target: Target, opts: Options) -> tuple[Any, Any,
     return action, params, action.preview(azure, params)
 
 
+def _job_progress(vm: str, say: Say) -> Callable[[str, dict[str, Any]], None]:
+    """A progress callback that says each change of a backup job's status or task states, once."""
+    last: list[str] = []
+
+    def progress(status: str, info: dict[str, Any]) -> None:
+        tasks = ", ".join(f"{t['task']} {t['status']}" for t in info.get("tasks") or [])
+        pct = f" {info['progress']:.0f}%" if info.get("progress") is not None else ""
+        line = f"{vm}: backup job {str(info.get('job_id', ''))[:8]}… {status}{pct}" + (f" ({tasks})" if tasks else "")
+        if not last or last[-1] != line:
+            last.append(line)
+            say(line)
+    return progress
+
+
 def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmReport], bool] | None = None,
         on_change: OnChange | None = None, say: Say | None = None) -> VmReport:
     """Fix one VM (or, with dry_run, only plan it); `confirm` is asked before anything is applied."""
@@ -208,6 +222,7 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
         report.status, report.message = "applied", "Applied; no verification backup (--no-backup)."
         return report
     say(f"{target.name}: verifying with an on-demand backup")
+    backup_action.progress = _job_progress(target.name, say)
     report.backup = backup_action.apply(azure, backup_params, consent=True, on_change=on_change)
     if report.backup.status in ("changed", "unchanged") and not report.backup.error_code:
         report.status = "fixed"
