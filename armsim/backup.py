@@ -20,13 +20,13 @@ the symbolic code as errorTitle, the message as errorString, and recommendations
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, iso, not_found
+from .backupjobs import job_get, jobs_list
 from .compute import BACKUP_PUBLISHER, VM, Extension
 from .guest import VSS_KEY, VSS_VALUE, version_tuple
 from .routing import Route
@@ -356,69 +356,6 @@ def _vault_op_status(sim: Simulator, r: Request) -> Response:
     return Response(200, _op_status_json(_operation(sim, r)))
 
 
-_FILTER_TERM = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
-_FILTER_KEYS = {"status", "operation", "backupmanagementtype", "starttime", "endtime", "jobid"}
-
-
-def _parse_time(text: str) -> datetime:
-    for fmt in ("%Y-%m-%d %I:%M:%S %p", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
-        except ValueError:
-            continue
-    raise ArmError(400, "BMSUserErrorInvalidFilter", f"The time '{text}' in $filter is not in a supported format.")
-
-
-def _parse_filter(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    terms: dict[str, str] = {}
-    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
-        m = _FILTER_TERM.match(part)
-        if not m or m.group(1).lower() not in _FILTER_KEYS:
-            raise ArmError(400, "BMSUserErrorInvalidFilter", f"The $filter term '{part}' is not supported.")
-        terms[m.group(1).lower()] = m.group(2)
-    return terms
-
-
-def _jobs_list(sim: Simulator, r: Request) -> Response:
-    vault = sim.backup.vault(r.params)
-    terms = _parse_filter(r.query.get("$filter"))
-    start = _parse_time(terms["starttime"]) if "starttime" in terms else None
-    end = _parse_time(terms["endtime"]) if "endtime" in terms else None
-    out = []
-    for job in sorted(vault.jobs, key=lambda j: j.started, reverse=True):
-        sim.backup.advance(job, poll=False)
-        if "status" in terms and job.status.lower() != terms["status"].lower():
-            continue
-        if "operation" in terms and terms["operation"].lower() != "backup":
-            continue
-        if "backupmanagementtype" in terms and terms["backupmanagementtype"].lower() != "azureiaasvm":
-            continue
-        if "jobid" in terms and terms["jobid"].lower() != job.id:
-            continue
-        if (start and job.started < start) or (end and job.started > end):
-            continue
-        out.append(sim.backup.job_json(vault, job))
-    size = int(sim.settings.extra.get("jobs_page_size", 50))
-    skip = int(r.query.get("$skipToken") or 0)
-    page: dict[str, Any] = {"value": out[skip:skip + size]}
-    if skip + size < len(out):
-        from urllib.parse import urlencode
-        q = {k: v for k, v in r.query.items() if k != "$skipToken"} | {"$skipToken": str(skip + size)}
-        page["nextLink"] = f"{r.headers.get('_base_url', '')}{r.path}?{urlencode(q)}"
-    return Response(200, page)
-
-
-def _job_get(sim: Simulator, r: Request) -> Response:
-    vault = sim.backup.vault(r.params)
-    job = next((j for j in vault.jobs if j.id == r.params["jobName"].lower()), None)
-    if job is None:
-        raise ArmError(404, "BMSUserErrorJobNotFound", f"Job {r.params['jobName']} not found.")
-    sim.backup.advance(job, poll=True)
-    return Response(200, sim.backup.job_json(vault, job))
-
-
 _V = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.RecoveryServices/vaults/{vaultName}"
 _ITEM = _V + "/backupFabrics/{fabricName}/protectionContainers/{containerName}/protectedItems/{protectedItemName}"
 _API: dict[str, Any] = {"oldest_api": "2016-06-01", "newest_api": "2026-12-31"}
@@ -436,6 +373,6 @@ ROUTES = [
           resource_type="vaults/operationResults", **_API),
     Route("GET", _V + "/backupOperations/{operationId}", _vault_op_status, "BackupOperationStatuses_Get",
           resource_type="vaults/backupOperations", **_API),
-    Route("GET", _V + "/backupJobs", _jobs_list, "BackupJobs_List", resource_type="vaults/backupJobs", **_API),
-    Route("GET", _V + "/backupJobs/{jobName}", _job_get, "JobDetails_Get", resource_type="vaults/backupJobs", **_API),
+    Route("GET", _V + "/backupJobs", jobs_list, "BackupJobs_List", resource_type="vaults/backupJobs", **_API),
+    Route("GET", _V + "/backupJobs/{jobName}", job_get, "JobDetails_Get", resource_type="vaults/backupJobs", **_API),
 ]

@@ -1,8 +1,6 @@
 """Microsoft.Compute: VMs, their instance view, extensions, Run Command and power actions.
 
-Also serves the VM's Resource Health availability status — the signal that tells a guest shut
-down from inside (platform still says running, Resource Health says Unavailable, "Customer
-Initiated", shut down from within the guest) from a hung agent (Resource Health Available).
+Also routes the VM's Resource Health availability status (handler in `armsim/health.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, iso, not_found
 from .guest import SCRIPT_MUTATES, Guest, run_script, script_id
+from .health import availability
 from .routing import Route
 
 if TYPE_CHECKING:
@@ -364,29 +363,6 @@ def _run_command(sim: Simulator, r: Request) -> Response:
     return sim.accepted(r, op, "Microsoft.Compute")
 
 
-def _availability(sim: Simulator, r: Request) -> Response:
-    vm = sim.compute.get(r.params)
-    g = vm.guest
-    if vm.power != "running":
-        state, reason, summary = ("Unavailable", "Customer Initiated",
-                                  "This virtual machine is stopped: it was stopped through the Azure platform "
-                                  "by a user request.")
-    elif g.shut_down_inside:
-        state, reason, summary = ("Unavailable", "Customer Initiated",
-                                  "We're sorry, your virtual machine isn't available because the guest operating "
-                                  "system was shut down from inside the virtual machine.")
-    else:
-        state, reason, summary = ("Available", "",
-                                  "There aren't any known Azure platform problems affecting this virtual machine.")
-    props: dict[str, Any] = {"availabilityState": state, "summary": summary, "reasonChronicity": "Persistent",
-                             "occuredTime": _now(), "reportedTime": _now(), "detailedStatus": ""}
-    if reason:
-        props["reasonType"] = reason
-    return Response(200, {"id": f"{vm.id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current",
-                          "name": "current", "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
-                          "location": vm.location, "properties": props})
-
-
 _VM = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/virtualMachines"
 _API: dict[str, Any] = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31", "resource_type": "virtualMachines"}
 
@@ -405,7 +381,7 @@ ROUTES = [
           **_API),
     Route("POST", _VM + "/{vmName}/start", _power("start"), "VirtualMachines_Start", mutating=True, **_API),
     Route("POST", _VM + "/{vmName}/restart", _power("restart"), "VirtualMachines_Restart", mutating=True, **_API),
-    Route("GET", _VM + "/{vmName}/providers/Microsoft.ResourceHealth/availabilityStatuses/current", _availability,
+    Route("GET", _VM + "/{vmName}/providers/Microsoft.ResourceHealth/availabilityStatuses/current", availability,
           "AvailabilityStatuses_GetByResource", oldest_api="2015-01-01", newest_api="2026-12-31",
           resource_type="availabilityStatuses"),
 ]

@@ -1,5 +1,7 @@
 """Microsoft.Network: NICs, subnets, NSGs and their rules (etags, locks, conflicts), service tags.
 
+The effective-NSG and service-tag handlers live in `armsim/netviews.py`; the route table is here.
+
 Write semantics copied from real NRP behaviour (docs/armsim.md, arm-fault-semantics):
 - a rule write or delete holds the NSG until its operation ends; a second writer meanwhile gets
   429 RetryableError / RetryableErrorDueToAnotherOperation with Retry-After;
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, new_etag, not_found
 from .netpolicy import DEFAULT_RULES, first_match
+from .netviews import effective_nsgs, service_tags
 from .routing import Route
 
 if TYPE_CHECKING:
@@ -370,65 +373,6 @@ def _subnet_get(sim: Simulator, r: Request) -> Response:
     return Response(200, sim.network.subnet_json(sn))
 
 
-def _service_tags(sim: Simulator, r: Request) -> Response:
-    sub = r.params["subscriptionId"]
-    data = sim.network.tag_data
-    return Response(200, {
-        "name": "public", "id": f"/subscriptions/{sub}/providers/Microsoft.Network/serviceTags/public",
-        "type": "Microsoft.Network/serviceTags", "changeNumber": data["changeNumber"], "cloud": data["cloud"],
-        "values": [{"name": v["name"], "id": v["name"], "properties": {
-            "changeNumber": "1", "region": v["region"], "systemService": v["systemService"],
-            "addressPrefixes": v["addressPrefixes"]}} for v in data["values"]],
-    })
-
-
-def _effective_rule(nsg: NSG, rule: dict[str, Any], default: bool, tags: dict[str, list[str]]) -> dict[str, Any]:
-    p = rule["properties"]
-    kind = "defaultSecurityRules" if default else "securityRules"
-
-    def ports(single: str, plural: str) -> list[str]:
-        vals = list(p.get(plural) or []) + ([p[single]] if p.get(single) else [])
-        return ["0-65535" if v == "*" else (v if "-" in v else f"{v}-{v}") for v in vals]
-
-    out: dict[str, Any] = {"name": f"{kind}/{rule['name']}",
-                           "protocol": "All" if p["protocol"] == "*" else p["protocol"],
-                           "access": p["access"], "priority": p["priority"], "direction": p["direction"]}
-    for single, plural in (("sourcePortRange", "sourcePortRanges"), ("destinationPortRange", "destinationPortRanges")):
-        vals = ports(single, plural)
-        out[single if len(vals) == 1 else plural] = vals[0] if len(vals) == 1 else vals
-    for single, plural in (("sourceAddressPrefix", "sourceAddressPrefixes"),
-                           ("destinationAddressPrefix", "destinationAddressPrefixes")):
-        vals = ["0.0.0.0/0" if v == "*" else v for v in list(p.get(plural) or []) + ([p[single]] if p.get(single) else [])]
-        out[single if len(vals) == 1 else plural] = vals[0] if len(vals) == 1 else vals
-        expanded = [x for v in vals for t, pre in tags.items() if t.lower() == v.lower() for x in pre]
-        if expanded:
-            out["expanded" + single[0].upper() + single[1:]] = expanded
-    return out
-
-
-def _effective_nsgs(sim: Simulator, r: Request) -> Response:
-    p = r.params
-    rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
-           f"/providers/Microsoft.Network/networkInterfaces/{p['networkInterfaceName']}")
-    net = sim.network
-    nic = net._find(net.nics, rid, "Microsoft.Network/networkInterfaces", p["networkInterfaceName"],
-                    p["resourceGroupName"])
-    vm = sim.compute.by_id(nic.vm_id or "")
-    if vm is None or vm.power != "running":
-        raise ArmError(400, "VirtualMachineNotRunning",
-                       "Effective security rules can be retrieved only when the virtual machine is running.")
-    value = []
-    for nsg, scope, owner in net.nsgs_for(vm):
-        if owner.id.lower() != nic.id.lower():
-            continue
-        assoc = {"networkInterface": {"id": nic.id}} if scope == "networkInterface" else {"subnet": {"id": nic.subnet_id}}
-        rules = [_effective_rule(nsg, x, False, net.tags) for x in nsg.rules.values()]
-        rules += [_effective_rule(nsg, x, True, net.tags) for x in DEFAULT_RULES]
-        value.append({"networkSecurityGroup": {"id": nsg.id}, "association": assoc,
-                      "effectiveSecurityRules": rules})
-    return Response(200, {"value": value})
-
-
 _RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
 _NSG = _RG + "/networkSecurityGroups/{networkSecurityGroupName}"
 _API: dict[str, Any] = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31"}
@@ -445,10 +389,10 @@ ROUTES = [
           mutating=True, resource_type="networkSecurityGroups/securityRules", **_API),
     Route("GET", _RG + "/networkInterfaces/{networkInterfaceName}", _nic_get, "NetworkInterfaces_Get",
           resource_type="networkInterfaces", **_API),
-    Route("POST", _RG + "/networkInterfaces/{networkInterfaceName}/effectiveNetworkSecurityGroups", _effective_nsgs,
+    Route("POST", _RG + "/networkInterfaces/{networkInterfaceName}/effectiveNetworkSecurityGroups", effective_nsgs,
           "NetworkInterfaces_ListEffectiveNetworkSecurityGroups", resource_type="networkInterfaces", **_API),
     Route("GET", _RG + "/virtualNetworks/{virtualNetworkName}/subnets/{subnetName}", _subnet_get, "Subnets_Get",
           resource_type="virtualNetworks/subnets", **_API),
     Route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Network/locations/{location}/serviceTags",
-          _service_tags, "ServiceTags_List", resource_type="locations/serviceTags", **_API),
+          service_tags, "ServiceTags_List", resource_type="locations/serviceTags", **_API),
 ]

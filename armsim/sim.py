@@ -94,13 +94,15 @@ class Simulator:
         return self.ops.start(polls=polls, seconds=kw.pop("seconds", self.settings.lro_seconds), **kw)
 
     def accepted(self, request: Request, op: Operation, provider: str, *, status: int = 202,
-                 body: Any = None, location: bool = True) -> Response:
-        """The 201/202 answer for an accepted operation, with Azure-AsyncOperation and Location."""
+                 body: Any = None, location: bool = True, async_operation: bool = True) -> Response:
+        """The 201/202 answer for an accepted operation, with Azure-AsyncOperation and/or Location."""
         sub = request.params.get("subscriptionId", "00000000-0000-0000-0000-000000000000")
         base = request.headers.get("_base_url", "")
         api = request.query.get("api-version", "")
         root = f"{base}/subscriptions/{sub}/providers/{provider}/locations/eastus"
-        headers = {"Azure-AsyncOperation": f"{root}/operations/{op.id}?api-version={api}"}
+        headers: dict[str, str] = {}
+        if async_operation:
+            headers["Azure-AsyncOperation"] = f"{root}/operations/{op.id}?api-version={api}"
         if location:
             headers["Location"] = f"{root}/operationResults/{op.id}?api-version={api}"
         if self.settings.lro_retry_after is not None:
@@ -119,6 +121,10 @@ class Simulator:
             raise ArmError(404, "OperationNotFound", f"Operation {request.params['operationId']} not found.")
         if op.status == "InProgress":
             return Response(202, None, {"Location": request.headers.get("_url", "")})
+        return self.operation_result(op)
+
+    def operation_result(self, op: Operation) -> Response:
+        """The final answer of an ended operation: 200 with its outcome (204 without), or its error."""
         if op.status != "Succeeded":
             err = op.error or {"code": "OperationFailed", "message": "The operation failed."}
             raise ArmError(400 if op.status == "Failed" else 409, err["code"], err["message"])
@@ -135,6 +141,27 @@ class Simulator:
                              f"{prov}/operationResults/read"))
         return [*compute.ROUTES, *network.ROUTES, *backup.ROUTES, *automation.ROUTES, *ops]
 
+    def scopes(self) -> dict[str, set[str]]:
+        """Known subscriptions (lower-case) and, per subscription, the groups any resource lives in."""
+        out: dict[str, set[str]] = {}
+        resources: list[Any] = [*self.compute.vms.values(), *self.network.nsgs.values(), *self.network.subnets.values(),
+                     *self.network.nics.values(), *self.backup.vaults.values(), *self.automation.accounts.values()]
+        for res in resources:
+            out.setdefault(res.subscription.lower(), set()).add(res.group.lower())
+        return out
+
+    def check_scope(self, params: dict[str, str]) -> None:
+        """404 SubscriptionNotFound / ResourceGroupNotFound, as ARM answers, for a scope with no resources."""
+        sub = params.get("subscriptionId")
+        if sub is None:
+            return
+        groups = self.scopes().get(sub.lower())
+        if groups is None:
+            raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+        group = params.get("resourceGroupName")
+        if group is not None and group.lower() not in groups:
+            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
+
     def serve(self, request: Request, route: Route) -> Response:
         """Run one matched request under the state lock; ARM errors become their envelopes."""
         with self.lock:
@@ -142,6 +169,7 @@ class Simulator:
             try:
                 check_api_version(request.query, oldest=route.oldest_api, newest=route.newest_api,
                                   resource_type=route.resource_type or route.operation)
+                self.check_scope(request.params)
                 return route.handler(self, request)
             except ArmError as e:
                 return Response(e.status, e.body(), dict(e.headers))

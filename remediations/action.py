@@ -16,7 +16,7 @@ __all__ = ["Action", "ActionParams", "OnChange"]
 
 P = TypeVar("P", bound="ActionParams")
 F = TypeVar("F")
-OnChange = Callable[[Change, str | None], None]
+OnChange = Callable[[Change, "str | None", str], None]  # (change, correlation id, "applied" | "error after sending: CODE")
 
 
 class ActionParams(BaseModel):
@@ -82,11 +82,14 @@ class Action(Generic[P, F]):
                 current = attempts.pop() if attempts else self.preview(azure, params)
                 done: list[Change] = []
                 for change in current.changes:
+                    azure.calls.correlation_id = None
                     try:
                         note = self.execute(azure, params, change)
                     except Exception as e:
                         if not _rejected(e):  # the request may have been carried out before the error
                             maybe_done.append(change)
+                            if on_change is not None:
+                                on_change(change, azure.last_correlation_id(), f"error after sending: {arm_error(e).code}")
                         raise
                     cid = azure.last_correlation_id()
                     if cid:
@@ -94,7 +97,7 @@ class Action(Generic[P, F]):
                     if note:
                         evidence.append(note)
                     if on_change is not None:
-                        on_change(change, cid)
+                        on_change(change, cid, "applied")
                     done.append(change)
                 return done
 

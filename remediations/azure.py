@@ -27,7 +27,8 @@ from urllib.parse import urlparse
 from .errors import BadInput, ReadOnlyViolation, arm_error
 from .scripts import SCRIPTS
 
-__all__ = ["CLOUDS", "Azure", "AzureConfig", "RetrySettings", "is_transient", "read_only_allows"]
+__all__ = ["CLOUDS", "Azure", "AzureConfig", "RetrySettings", "is_transient", "poll_pause", "read_only_allows",
+           "retry_after"]
 
 T = TypeVar("T")
 
@@ -44,7 +45,6 @@ _READ_ONLY_POSTS = (
     re.compile(r"/providers/Microsoft\.Network/networkInterfaces/[^/]+/effectiveNetworkSecurityGroups$", re.I),
 )
 _RUN_COMMAND = re.compile(r"/providers/Microsoft\.Compute/virtualMachines/[^/]+/runCommand$", re.I)
-_SCRIPT_ID = re.compile(r"^#\s*runbooks-script:\s*([a-z0-9-]+)\s*$", re.M)
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _BUSY_CODES = {
@@ -66,11 +66,13 @@ def read_only_allows(method: str, url: str, body: bytes | str | None = None) -> 
         return True
     if _RUN_COMMAND.search(path) and body:
         try:
-            script = "\n".join(json.loads(body).get("script") or [])
-        except (ValueError, AttributeError):
+            doc = json.loads(body)
+            lines, command = list(doc.get("script") or []), doc.get("commandId")
+        except (ValueError, AttributeError, TypeError):
             return False
-        m = _SCRIPT_ID.search(script)
-        return bool(m and m.group(1) in SCRIPTS and not SCRIPTS[m.group(1)].mutating)
+        # Only the exact text of a known read-only script passes: an id line alone proves nothing.
+        return any(not s.mutating and s.command_id == command and lines == s.text.splitlines()
+                   for s in SCRIPTS.values())
     return False
 
 
@@ -106,6 +108,11 @@ def retry_after(exc: BaseException) -> float | None:
             except ValueError:
                 continue
     return None
+
+
+def poll_pause(exc: BaseException, interval: float, cap: float = 60.0) -> float:
+    """How long a polling loop waits after a transient failure: its interval, or longer if Retry-After asks."""
+    return max(interval, min(retry_after(exc) or 0.0, cap))
 
 
 @dataclass(frozen=True)
@@ -287,7 +294,7 @@ class Azure:
             _inside_retry.reset(token)
 
     def last_correlation_id(self) -> str | None:
-        """The x-ms-correlation-request-id of the last response this thread received."""
+        """The x-ms-correlation-request-id of the last write (non-GET) response this thread received."""
         return getattr(self.calls, "correlation_id", None)
 
 
@@ -326,5 +333,7 @@ class _Recorder(_policy_base()):  # type: ignore[misc]
         self.azure = azure
 
     def on_response(self, request: Any, response: Any) -> None:
+        if request.http_request.method.upper() in ("GET", "HEAD"):
+            return  # keep the id of the write, not of the polls that follow it
         headers = response.http_response.headers
         self.azure.calls.correlation_id = headers.get("x-ms-correlation-request-id")

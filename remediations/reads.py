@@ -22,6 +22,7 @@ __all__ = [
     "VmView",
     "read_vm",
     "run_script",
+    "shut_down_inside",
     "vm_view",
 ]
 
@@ -109,6 +110,21 @@ def vm_view(d: dict[str, Any]) -> VmView:
     nics = tuple(n["id"] for n in (props.get("networkProfile") or {}).get("networkInterfaces") or [] if n.get("id"))
     return VmView(d.get("id", ""), d.get("name", ""), d.get("location", ""), os_type, power, agent_status,
                   agent.get("vmAgentVersion"), agent_message, tuple(exts), nics, d)
+
+
+_INSIDE = ("shut down from inside", "shut down from within", "shutdown from within", "shutdown from inside",
+           "shut down inside")
+
+
+def shut_down_inside(health: dict[str, Any] | None) -> bool:
+    """Resource Health says the guest OS was shut down from inside the VM (Unavailable, customer initiated,
+    and a summary that says so): a user restart or an unplanned outage is not this."""
+    if not health:
+        return False
+    summary = str(health.get("summary") or "").lower()
+    return (str(health.get("availabilityState") or "").lower() == "unavailable"
+            and "customer" in str(health.get("reasonType") or "").lower()
+            and any(k in summary for k in _INSIDE))
 
 
 def read_vm(azure: Azure, target: Target) -> VmView:

@@ -28,19 +28,19 @@ class AuditTrail:
         self.path = Path(path)
         self._lock = threading.Lock()
 
-    def recorder(self, target: Target) -> Callable[[Change, str | None], None]:
+    def recorder(self, target: Target) -> Callable[[Change, str | None, str], None]:
         """An on_change callback for one VM."""
-        def record(change: Change, correlation_id: str | None) -> None:
-            self.write(target, change, correlation_id)
+        def record(change: Change, correlation_id: str | None, outcome: str = "applied") -> None:
+            self.write(target, change, correlation_id, outcome)
         return record
 
-    def write(self, target: Target, change: Change, correlation_id: str | None) -> None:
-        """Append one line for an applied change (never secrets: only the change's public fields)."""
+    def write(self, target: Target, change: Change, correlation_id: str | None, outcome: str = "applied") -> None:
+        """Append one line for a change made (or possibly made: outcome "error after sending: CODE"); no secrets."""
         line = {
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "vm": target.id, "action": change.action, "kind": change.kind, "resource": change.resource,
             "resource_id": change.resource_id, "summary": change.summary, "before": change.before,
-            "after": change.after, "correlation_id": correlation_id,
+            "after": change.after, "outcome": outcome, "correlation_id": correlation_id,
         }
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

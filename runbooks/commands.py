@@ -111,8 +111,8 @@ def _exit(reports: list[VmReport]) -> int:
 
 
 def _emit(args: argparse.Namespace, command: str, reports: list[VmReport], *, show_plan: bool = True,
-          extra: dict[str, Any] | None = None) -> int:
-    code = _exit(reports)
+          extra: dict[str, Any] | None = None, code: int | None = None) -> int:
+    code = _exit(reports) if code is None else code
     if args.output == "json":
         doc = {"command": command, "vms": [render.report_json(r) for r in reports], "exit_code": code, **(extra or {})}
         print(render.dumps(doc))
@@ -175,18 +175,43 @@ def _since_hours(text: str) -> float:
     return int(m.group(1)) * (24 if m.group(2) == "d" else 1)
 
 
+def _check_error(code: str | None) -> None:
+    if code is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,99}|\d{1,9}", code):
+        raise BadInput(f"--error {code!r}: want an error code such as ExtensionSnapshotFailedNoNetwork, or E1..E5")
+
+
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Verdicts only; read-only in the HTTP pipeline."""
+    _check_error(args.error)
     where = _where(args)
     targets = _parse_targets(args, where)
     from .engine import investigate
 
     with _azure(where, read_only=True) as azure:
-        reports = []
-        for t in targets:
-            inv = investigate(azure, t, _options(args, azure))
-            reports.append(VmReport(t, "planned", "", inv))
+        opts = _options(args, azure)
+        reports = [_guarded(t, lambda t=t: VmReport(t, "planned", "", investigate(azure, t, opts)))  # type: ignore[misc]
+                   for t in targets]
     return _emit(args, "diagnose", reports, show_plan=False)
+
+
+_NOT_THERE = {"subscriptionnotfound", "resourcegroupnotfound", "invalidsubscriptionid"}
+
+
+def _guarded(t: Target, work: Callable[[], VmReport]) -> VmReport:
+    """One VM's work; its ARM failure becomes a failed report (or bad input when the place does not exist)."""
+    try:
+        return work()
+    except BadInput:
+        raise
+    except Exception as e:  # one VM's failure must not hide the others'
+        from remediations.errors import RemediationError, arm_error
+
+        if isinstance(e, RemediationError) and not hasattr(e, "code"):
+            raise
+        err = arm_error(e)
+        if err.code.lower() in _NOT_THERE:
+            raise BadInput(f"{t.name}: {err.message}") from None
+        return VmReport(t, "failed", f"{err.code}: {err.message}")
 
 
 def _fleet(azure: Azure, targets: list[Target], opts: Options, args: argparse.Namespace, *,
@@ -198,15 +223,7 @@ def _fleet(azure: Azure, targets: list[Target], opts: Options, args: argparse.Na
     say = _say(args)
 
     def one(t: Target) -> VmReport:
-        try:
-            return run(azure, t, opts, on_change=audit.recorder(t) if audit else None, say=say)
-        except BadInput:
-            raise
-        except Exception as e:  # one VM's failure must not hide the others'
-            from remediations.errors import arm_error
-
-            err = arm_error(e)
-            return VmReport(t, "failed", f"{err.code}: {err.message}")
+        return _guarded(t, lambda: run(azure, t, opts, on_change=audit.recorder(t) if audit else None, say=say))
 
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(targets) or 1))) as pool:
         return list(pool.map(one, targets))
@@ -221,9 +238,12 @@ def _confirm(reports: list[VmReport]) -> bool:
 
 def cmd_fix(args: argparse.Namespace) -> int:
     """Diagnose, plan, confirm, apply, verify: one VM, several, or every failed VM of a vault."""
+    _check_error(args.error)
     where = _where(args)
     if args.concurrency < 1 or args.concurrency > 32:
         raise BadInput("--concurrency must be 1..32")
+    if not 1 <= args.retention_days <= 9999:
+        raise BadInput("--retention-days must be 1..9999")
     if args.from_vault and args.vms:
         raise BadInput("give VMs or --from-vault, not both")
     targets = _parse_targets(args, where)
@@ -243,19 +263,23 @@ def cmd_fix(args: argparse.Namespace) -> int:
             targets = failed_vms(azure, args.from_vault, _group(args, where) or "", hours=hours)
         reports = _fleet(azure, targets, _options(args, azure, dry_run=plan_only or interactive), args,
                          concurrency=args.concurrency)
-        if args.plan_out:
-            _save_plan(Path(args.plan_out), args, reports)
-        if not interactive:
-            return _emit(args, "fix", reports)
-        _emit(args, "plan", reports)
-        if not any(r.changes() for r in reports):
-            return _exit(reports)
-        if not _confirm(reports):
-            print("Not applied: no confirmation (pass --yes to apply without a prompt).")
-            return 3
+    if args.plan_out:
+        _save_plan(Path(args.plan_out), args, reports)
+    if not interactive or not any(r.changes() for r in reports):
+        return _emit(args, "fix", reports)
+    if args.output == "json":
+        return _emit(args, "fix", reports, code=3,
+                     extra={"applied": False, "reason": "not applied: pass --yes to apply without a prompt"})
+    _emit(args, "plan", reports)
+    if not sys.stdin.isatty():
+        print("Not applied: no confirmation (pass --yes to apply without a prompt).")
+        return 3
+    if not _confirm(reports):
+        print("Not applied.")
+        return 3
     with _azure(where, read_only=False) as azure:
         reports = _fleet(azure, targets, _options(args, azure), args, concurrency=args.concurrency)
-        return _emit(args, "fix", reports)
+    return _emit(args, "fix", reports)
 
 
 # --- saved plans -----------------------------------------------------------------------------
@@ -303,6 +327,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if drift:
         print("Refusing to apply: the state changed since the plan was saved.\n" + "\n".join(drift))
         return 1
+    if args.dry_run:
+        return _emit(args, "apply", now, extra={"applied": False, "reason": "dry run: the plan still matches"})
+    if not args.yes:
+        why = "Not applied: pass --yes to apply the saved plan without a prompt."
+        if args.output == "json":
+            return _emit(args, "apply", now, code=3, extra={"applied": False, "reason": why})
+        if not sys.stdin.isatty():
+            print(why)
+            return 3
+        _emit(args, "plan", now)
+        if not _confirm(now):
+            print("Not applied.")
+            return 3
     with _azure(where, read_only=False) as azure:
         reports = _fleet(azure, targets, _options(args, azure, **opts), args, concurrency=4)
         return _emit(args, "apply", reports)
@@ -335,26 +372,39 @@ def cmd_action(args: argparse.Namespace) -> int:
         raise BadInput(f"{args.name}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     with _azure(where, read_only=args.dry_run or not args.yes) as azure:
         plan = action.preview(azure, params)
-    print("\n".join(render.plan_text([plan], _style())) if plan.changes else f"No changes. {plan.reason}")
-    for m in plan.manual:
-        print(f"  manual step: {m}")
+    as_json = args.output == "json"
+    plan_doc = plan.model_dump(exclude={"changes": {"__all__": {"data"}}})
+
+    def done(code: int, outcome: Any = None, note: str = "") -> int:
+        if as_json:
+            print(render.dumps({"command": "action", "action": args.name, "vm": target.id, "plan": plan_doc,
+                                "outcome": None if outcome is None else outcome.model_dump(
+                                    exclude={"changes": {"__all__": {"data"}}}),
+                                "note": note or None, "exit_code": code}))
+        elif note:
+            print(note)
+        return code
+
+    if not as_json:
+        print("\n".join(render.plan_text([plan], _style())) if plan.changes else f"No changes. {plan.reason}")
+        for m in plan.manual:
+            print(f"  manual step: {m}")
     if args.dry_run or plan.empty:
-        return 3 if plan.empty and plan.manual else 0
-    if not args.yes and not _confirm([]):
-        print("Not applied: no confirmation (pass --yes to apply without a prompt).")
-        return 3
+        return done(3 if plan.empty and plan.manual else 0)
+    if not args.yes and (as_json or not _confirm([])):
+        return done(3, note="Not applied: no confirmation (pass --yes to apply without a prompt).")
     from .audit import AuditTrail, default_audit_path
 
     audit = AuditTrail(args.audit_file or default_audit_path())
+    if hasattr(action, "progress"):
+        action.progress = lambda status, info: _say(args)(f"{target.name}: backup job {status}")
     with _azure(where, read_only=False) as azure:
         outcome = action.apply(azure, params, consent=args.allow_disruptive, on_change=audit.recorder(target))
-    if args.output == "json":
-        print(render.dumps(outcome.model_dump(exclude={"changes": {"__all__": {"data"}}})))
-    else:
+    if not as_json:
         print(f"{outcome.action}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
         for line in outcome.evidence:
             print(f"  {line}")
-    return {"changed": 0, "unchanged": 0, "failed": 1, "withheld": 3}[outcome.status]
+    return done({"changed": 0, "unchanged": 0, "failed": 1, "withheld": 3}[outcome.status], outcome)
 
 
 # --- the demo --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Literal
 from remediations.actions.guest import MIN_LINUX_AGENT
 from remediations.facts import Facts
 from remediations.netrules import egress_verdicts, storage_tag
+from remediations.reads import shut_down_inside
 
 from .catalog import CAUSES, ErrorEntry
 
@@ -44,8 +45,7 @@ def _version(v: str | None) -> tuple[int, ...]:
 
 
 def _guest_down(f: Facts) -> bool:
-    h = f.health or {}
-    return f.vm.running and not f.vm.agent_ready and str(h.get("availabilityState", "")).lower() == "unavailable"
+    return f.vm.running and not f.vm.agent_ready and shut_down_inside(f.health)
 
 
 def _c1(f: Facts) -> Finding:

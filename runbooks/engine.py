@@ -147,12 +147,19 @@ def plan_fixes(azure: Azure, inv: Investigation, opts: Options) -> tuple[list[Pl
     return plans, manual
 
 
-def _backup_plan(azure: Azure, target: Target, opts: Options) -> tuple[Any, Any, Plan]:
+def _unchecked(inv: Investigation) -> list[str]:
+    """Manual steps of the causes ARM cannot see (unknown verdicts), in the runbook's order."""
+    return [m for f in inv.findings if f.verdict == "unknown" and not f.probe for m in CAUSES[f.cause].manual]
+
+
+def _backup_plan(azure: Azure, inv: Investigation, opts: Options) -> tuple[Any, Any, Plan]:
     since = datetime.now(timezone.utc) - timedelta(seconds=60)  # clock skew margin
-    extra: dict[str, Any] = {"since": since, "wait": True, "wait_seconds": opts.backup_wait_seconds}
+    seen = tuple(j.id for j in inv.facts.jobs)  # jobs from before the fix prove nothing
+    extra: dict[str, Any] = {"since": since, "exclude_jobs": seen, "wait": True,
+                             "wait_seconds": opts.backup_wait_seconds}
     if opts.backup_poll_seconds is not None:
         extra["poll_seconds"] = opts.backup_poll_seconds
-    action, params = _params("trigger-backup", target, opts, **extra)
+    action, params = _params("trigger-backup", inv.facts.target, opts, **extra)
     return action, params, action.preview(azure, params)
 
 
@@ -177,7 +184,7 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
     say(f"{target.name}: reading facts")
     inv = investigate(azure, target, opts)
     latest = inv.facts.latest
-    if opts.error is None and latest is not None and latest.succeeded:
+    if latest is not None and latest.succeeded:  # whatever the error was, the VM backs up again
         return VmReport(target, "nothing", "No changes. The VM's latest backup succeeded.", inv)
     if inv.facts.backup is None:
         return VmReport(target, "manual", f"{target.name} is not protected by Azure Backup; nothing to verify.",
@@ -185,13 +192,14 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
     plans, manual = plan_fixes(azure, inv, opts)
     backup_action = backup_params = None
     if opts.backup:
-        backup_action, backup_params, bplan = _backup_plan(azure, target, opts)
+        backup_action, backup_params, bplan = _backup_plan(azure, inv, opts)
         if bplan.changes or bplan.manual:
             plans.append(bplan)
     report = VmReport(target, "planned", "", inv, plans, manual=manual)
     if not any(p.changes for p in plans):
-        report.status = "manual" if manual else "nothing"
-        report.message = "No changes." + (" Manual steps remain." if manual else "")
+        report.manual.extend(m for m in _unchecked(inv) if m not in report.manual)
+        report.status = "manual" if report.manual else "nothing"
+        report.message = "No changes." + (" Manual steps remain." if report.manual else "")
         return report
     if opts.dry_run:
         report.message = "Dry run: nothing was changed."
@@ -215,7 +223,7 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
         return report
     if withheld:
         report.status = "withheld"
-        report.message = "; ".join(f"{o.action} withheld: {o.reason}" for o in withheld)
+        report.message = "Withheld: " + ", ".join(o.action for o in withheld) + " needs --allow-disruptive."
         report.manual.extend(m for o in withheld for m in o.manual if m not in report.manual)
         return report
     if backup_action is None:
@@ -224,11 +232,17 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
     say(f"{target.name}: verifying with an on-demand backup")
     backup_action.progress = _job_progress(target.name, say)
     report.backup = backup_action.apply(azure, backup_params, consent=True, on_change=on_change)
-    if report.backup.status in ("changed", "unchanged") and not report.backup.error_code:
+    b = report.backup
+    if b.status == "changed" and not b.error_code or b.status == "unchanged" and not b.manual:
         report.status = "fixed"
-        job = report.backup.result.get("job_id")
-        report.message = f"Fixed: backup job {job} completed." if job else f"Fixed: {report.backup.reason}"
+        job = b.result.get("job_id")
+        report.message = f"Fixed: backup job {job} completed." if job else f"Fixed: {b.reason}"
+    elif b.status == "unchanged":
+        report.status = "manual"
+        report.message = f"Applied, but not verified: {b.reason}"
+        report.manual.extend(m for m in b.manual if m not in report.manual)
     else:
         report.status = "failed"
         report.message = f"Verification backup did not succeed: {report.backup.reason}"
+        report.manual.extend(m for m in _unchecked(inv) if m not in report.manual)
     return report

@@ -69,7 +69,7 @@ def _error_line(r: VmReport) -> str | None:
     if job is None and inv.error_code is None:
         return "Error   none: no failed backup job of this VM in the last 7 days"
     where = ""
-    if job is not None:
+    if job is not None and not inv.matched_by.startswith("--error"):
         when = job.start.strftime("%Y-%m-%d %H:%M UTC") if job.start else "time unknown"
         where = f" (latest failed job {job.id[:8]}…, {when})"
     code = inv.error_code or "none recorded"
@@ -90,11 +90,15 @@ def report_text(r: VmReport, style: Style, *, show_plan: bool = True) -> list[st
         lines.append("")
         lines += plan_text(r.plans, style)
     for o in r.outcomes:
-        why = f"verified: {o.reason}" if o.status == "changed" and o.reason else o.reason
-        lines.append(f"  {o.action}: {o.status}" + (f" ({why})" if why else ""))
+        if o.status == "changed" and o.reason:
+            lines.append(f"  {o.action}: changed; now {o.reason}")
+        else:
+            lines.append(f"  {o.action}: {o.status}" + (f" ({o.reason})" if o.reason else ""))
         lines += [f"    {e}" for e in o.evidence]
     if r.backup is not None:
-        lines.append(f"  backup: {r.backup.status}" + (f" ({r.backup.reason})" if r.backup.reason else ""))
+        b = r.backup
+        lines.append(f"  backup: {'verified; ' + b.reason if b.status == 'changed' else b.status + ' (' + b.reason + ')'}"
+                     if b.reason else f"  backup: {b.status}")
     for m in r.manual:
         lines.append(f"  manual step: {m}")
     if r.message:

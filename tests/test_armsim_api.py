@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -210,6 +211,42 @@ def test_effective_network_security_groups(azure: Azure) -> None:
     rules = {r.name: r for r in entry.effective_security_rules}
     assert rules["securityRules/deny-https-out"].destination_port_range == "443-443"
     assert rules["defaultSecurityRules/DenyAllOutBound"].priority == 65500
+
+
+def _raw(server: Server, method: str, url: str) -> tuple[int, dict[str, str], bytes]:
+    """A raw HTTPS request (url: a path on armsim, or a full URL it handed out): status, headers, body."""
+    full = url if url.startswith("https://") else server.endpoint + url
+    ctx = ssl.create_default_context(cafile=server.ca_bundle)
+    req = urllib.request.Request(full, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(req, context=ctx) as resp:
+        return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+
+
+def test_effective_nsgs_are_a_long_running_operation(armsim: Server, azure: Azure) -> None:
+    """As NRP and its official example: 202 + Location, no body; the value when the Location answers 200."""
+    nic = (f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Network"
+           "/networkInterfaces/vm-nsg-blocked-nic/effectiveNetworkSecurityGroups?api-version=2025-07-01")
+    status, headers, body = _raw(armsim, "POST", nic)
+    assert (status, body, "azure-asyncoperation" in headers) == (202, b"", False)
+    location = headers["location"]
+    assert re.search(rf"/subscriptions/{DEMO_SUBSCRIPTION}/providers/Microsoft.Network/locations/eastus"
+                     r"/operationResults/[0-9a-f-]+\?api-version=2025-07-01$", location)
+    status, _, body = _raw(armsim, "GET", location)  # lro_polls=1: the first poll ends it
+    assert status == 200
+    assert [v["networkSecurityGroup"]["id"].rsplit("/", 1)[1] for v in json.loads(body)["value"]] == \
+        ["nsg-blocked", "nsg-app"]
+    # through the SDK, with more polls: each poll of the Location is one logged read
+    armsim.sim.settings.lro_polls = 3
+    armsim.sim.clear_requests()
+    res = azure.network.network_interfaces.begin_list_effective_network_security_groups(
+        RG, "vm-nsg-blocked-nic").result()
+    assert res.value[0].effective_security_rules[0].name == "securityRules/deny-internet-443"
+    assert [(e["method"], e["status"], e["mutating"]) for e in armsim.sim.requests()] == \
+        [("POST", 202, False), ("GET", 202, False), ("GET", 202, False), ("GET", 200, False)]
+    # lro_polls=0: answered 200 at once
+    armsim.sim.settings.lro_polls = 0
+    status, _, body = _raw(armsim, "POST", nic)
+    assert status == 200 and len(json.loads(body)["value"]) == 2
 
 
 def test_effective_nsgs_need_a_running_vm(azure: Azure) -> None:

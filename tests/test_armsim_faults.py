@@ -200,7 +200,9 @@ def test_reset_over_http_restores_the_scenario(armsim: Server, azure: Azure) -> 
     assert [r.name for r in azure.network.security_rules.list(RG, "nsg-blocked")] == ["deny-internet-443"]
     assert azure.compute.virtual_machines.instance_view(RG, "vm-healthy").statuses[1].code == "PowerState/running"
     assert http(armsim, "POST", "/_armsim/reset", {"scenario": "empty"}) == (200, {"scenario": "empty"})
-    assert list(azure.compute.virtual_machines.list(RG)) == []
+    with pytest.raises(HttpResponseError) as e:  # nothing left: ARM no longer knows the subscription
+        list(azure.compute.virtual_machines.list(RG))
+    assert e.value.status_code == 404 and arm_error(e.value).code == "SubscriptionNotFound"
     http(armsim, "POST", "/_armsim/reset", {"scenario": "demo"})
 
 

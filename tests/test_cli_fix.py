@@ -129,6 +129,9 @@ def test_saved_plan_is_refused_after_the_state_changed_behind_it(armsim: Server,
     ["fix", "--from-vault", "rsv;x", "-g", "rg-demo"],
     ["fix", "vm-a", "-g", "rg-demo", "--since", "yesterday"],
     ["fix", "--bogus-flag"],
+    ["fix", "vm-a", "-g", "rg-demo", "--retention-days", "0"],
+    ["fix", "vm-a", "-g", "rg-demo", "--error", "Extension;rm -rf /"],
+    ["diagnose", "vm-a", "-g", "rg-demo", "--error", "$(id)"],
 ])
 def test_bad_input_is_one_line_exit_2_and_zero_requests(armsim: Server, args: list[str]) -> None:
     r = cli(armsim, *args)
@@ -194,3 +197,62 @@ def test_action_without_yes_on_a_pipe_is_not_applied(armsim: Server) -> None:
     r = cli(armsim, "action", "power-off", "vm-rdp-shutdown", "-g", "rg-demo", stdin="")
     assert r.returncode == 3 and "Not applied" in r.stdout
     assert mutating(armsim) == []
+
+
+def test_a_backup_started_before_the_fix_does_not_count_as_proof(armsim: Server, tmp_path: Path) -> None:
+    sim = armsim.sim
+    vault = next(iter(sim.backup.vaults.values()))
+    item = next(i for i in vault.items.values() if i.vm.name == "vm-nsg-blocked")
+    sim.settings.backup_job_polls = 1000  # the old job keeps running
+    sim.backup.start_job(vault, item)  # someone's backup, still running, doomed (the NSG blocks it)
+    r = cli(armsim, "fix", "vm-nsg-blocked", "-g", "rg-demo", "--yes", tmp=tmp_path)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "not verified" in r.stdout and "started" in r.stdout and "before the fix" in r.stdout
+    assert "Fixed" not in r.stdout
+
+
+def test_json_output_is_one_document_even_when_nothing_is_applied(armsim: Server) -> None:
+    r = cli(armsim, "fix", "vm-ext-failed", "-g", "rg-demo", "-o", "json", stdin="")
+    assert r.returncode == 3
+    doc = json.loads(r.stdout)  # the whole stdout is one JSON document
+    assert doc["applied"] is False and doc["exit_code"] == 3
+    assert mutating(armsim) == []
+    r = cli(armsim, "action", "remove-backup-extension", "vm-ext-failed", "-g", "rg-demo", "--dry-run", "-o", "json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["plan"]["changes"][0]["kind"] == "remove" and doc["outcome"] is None
+
+
+def test_apply_honours_yes_and_dry_run(armsim: Server, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    assert cli(armsim, "fix", "vm-sql-vss", "-g", "rg-demo", "--plan-out", str(plan)).returncode == 0
+    armsim.sim.clear_requests()
+    r = cli(armsim, "apply", str(plan), stdin="", tmp=tmp_path)
+    assert r.returncode == 3 and "Not applied" in r.stdout
+    r = cli(armsim, "apply", str(plan), "--dry-run", tmp=tmp_path)
+    assert r.returncode == 0
+    assert mutating(armsim) == []
+    assert not (tmp_path / "azure-backup-runbooks" / "audit.jsonl").exists()
+
+
+def test_causes_arm_cannot_see_are_reported_as_manual_steps_when_the_backup_still_fails(
+        armsim: Server, tmp_path: Path) -> None:
+    sim = armsim.sim
+    vm = sim.compute.vms[(DEMO_SUBSCRIPTION, "rg-demo", "vm-healthy")]
+    vm.guest.dhcp_enabled = False  # invisible to ARM: only a person can fix it
+    vault = next(iter(sim.backup.vaults.values()))
+    item = next(i for i in vault.items.values() if i.vm is vm)
+    assert sim.backup.start_job(vault, item, finished=True).error == "ExtensionSnapshotFailedNoNetwork"
+    r = cli(armsim, "fix", "vm-healthy", "-g", "rg-demo", "--yes", tmp=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Verification backup did not succeed" in r.stdout
+    assert "manual step: Enable DHCP" in r.stdout
+
+
+def test_audit_records_a_write_whose_wait_then_failed(armsim: Server, tmp_path: Path) -> None:
+    r = cli(armsim, "action", "trigger-backup", "vm-nsg-blocked", "-g", "rg-demo", "--yes", "--param", "wait=true",
+            "--param", "poll_seconds=0.05", tmp=tmp_path)
+    assert r.returncode == 1
+    (line,) = (tmp_path / "azure-backup-runbooks" / "audit.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["action"] == "trigger-backup" and entry["outcome"] == "error after sending: ExtensionSnapshotFailedNoNetwork"
+    assert entry["correlation_id"]

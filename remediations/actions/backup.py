@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 from pydantic import Field
 
 from ..action import Action, ActionParams
-from ..azure import Azure, is_transient
+from ..azure import Azure, is_transient, poll_pause
 from ..backupjobs import JobView, arm_container, cap_refusal, for_vm, job_view, jobs_filter, parse_time, when
 from ..errors import ArmCallError
 from ..facts import backup_item
@@ -66,6 +66,8 @@ class TriggerParams(ActionParams):
     poll_seconds: float = Field(15.0, gt=0, le=600)
     since: datetime | None = Field(None, description="want a backup that started at or after this time and "
                                                       "succeeded (verification after a fix)")
+    exclude_jobs: tuple[str, ...] = Field((), description="with since: jobs seen before the fix began, which "
+                                                          "can neither prove it nor be followed")
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,23 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             plan.manual.append(f"protect {vm} in a Recovery Services vault first")
             return plan
         running = next((j for j in facts.jobs if j.active), None)
+        since = None if params.since is None else (
+            params.since if params.since.tzinfo else params.since.replace(tzinfo=timezone.utc))
+        excluded = {j.lower() for j in params.exclude_jobs}
+
+        def before_fix(j: JobView) -> bool:
+            return j.id.lower() in excluded or j.start is None or (since is not None and j.start < since)
+
+        if running is not None and since is not None:
+            if before_fix(running):
+                plan.reason = (f"backup job {running.id} of {vm}, started {when(running.start)} before the fix, is "
+                               f"still {running.status}; a new backup cannot start until it ends")
+                plan.manual.append(f"wait for backup job {running.id} to end, then verify again "
+                                   f"(python -m runbooks action trigger-backup {vm} --param wait=true)")
+                return plan
+            if params.wait:
+                plan.changes.append(self._follow_change(facts, params, running))
+                return plan
         if running is not None:
             plan.reason = f"backup job {running.id} for {vm} is {running.status} (started {when(running.start)})"
             return plan
@@ -149,13 +168,12 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             ok, at = facts.last_status.lower() in ("completed", "completedwithwarnings"), facts.last_time
             failed_why = (f"the latest backup of {vm} ended {facts.last_status} at {when(at)}" if facts.last_status
                           else f"{vm} has no backup yet")
-        if params.since is not None:
-            since = params.since if params.since.tzinfo else params.since.replace(tzinfo=timezone.utc)
-            proof = next((j for j in facts.jobs if j.succeeded and j.start and j.start >= since), None)
+        if since is not None:
+            proof = next((j for j in facts.jobs if j.succeeded and not before_fix(j)), None)
             if proof is not None:
                 plan.reason = f"backup job {proof.id} of {vm} started {when(proof.start)} and succeeded"
                 return plan
-            ok, failed_why = False, f"no backup of {vm} has succeeded since {when(since)}; verifying the fix"
+            ok, failed_why = False, f"a new backup proves the fix ({vm} has no successful backup since it began)"
         if ok and not params.force:
             plan.reason = f"latest backup of {vm} succeeded at {when(at)}"
             return plan
@@ -180,6 +198,16 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
                   "item": facts.item, "power_state": facts.power_state}))
         return plan
 
+    def _follow_change(self, facts: BackupFacts, params: TriggerParams, job: JobView) -> Change:
+        """A `run` step that follows an already running job of ours to its end (no new trigger)."""
+        return Change(
+            action=self.name, kind="run", resource=f"{facts.vm} backup",
+            summary=f"follow backup job {job.id} in vault {facts.vault_name}",
+            reason=f"backup job {job.id} started {when(job.start)}, after the fix, and is still {job.status}",
+            before={"job": job.id, "status": job.status}, after={"backup": "Completed"},
+            data={"vault": facts.vault_name, "vault_group": facts.vault_group, "container": facts.container,
+                  "item": facts.item, "power_state": facts.power_state, "follow": job.id})
+
     # --- execute -----------------------------------------------------------------------------
     def also_retry(self, exc: BaseException) -> bool:
         """A trigger operation that failed internally: re-plan (re-read jobs) and try again."""
@@ -190,6 +218,9 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
         from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
 
         d = change.data
+        if d.get("follow"):
+            self.last_result = {"vault": d["vault"], "job_id": d["follow"]}
+            return self._finish(azure, params, d, d["follow"])
         expiry = datetime.now(timezone.utc) + timedelta(days=params.retention_days)
         body = BackupRequestResource(properties=IaasVMBackupRequest(recovery_point_expiry_time_in_utc=expiry))
         # The generated code hands `cls` an empty headers dict: read them off the HTTP response.
@@ -204,6 +235,11 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
         self.last_result["job_id"] = job_id
         if not params.wait:
             return f"backup job {job_id} for {vm} started"
+        return self._finish(azure, params, d, job_id)
+
+    def _finish(self, azure: Azure, params: TriggerParams, d: dict[str, Any], job_id: str) -> str:
+        """Follow the job to its end; a failed job raises BackupJobFailed with the job's error code."""
+        vm = params.target.name
         job = job_view(self.follow(azure, params, job_id, self.progress, vault=d["vault"],
                                    vault_group=d["vault_group"]))
         self.last_result["status"] = job.status
@@ -230,7 +266,7 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             except Exception as e:  # a lost poll is retried here, never by triggering again
                 if not is_transient(e) or time.monotonic() >= deadline:
                     raise
-                time.sleep(params.poll_seconds)
+                time.sleep(poll_pause(e, params.poll_seconds))
                 continue
             status = str(st.get("status") or "").lower()
             job_id = (st.get("properties") or {}).get("jobId")
@@ -260,7 +296,7 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             except Exception as e:  # a GET: a transient failure is one missed poll
                 if not is_transient(e) or time.monotonic() >= deadline:
                     raise
-                time.sleep(params.poll_seconds)
+                time.sleep(poll_pause(e, params.poll_seconds))
                 continue
             view = job_view(job)
             if on_progress is not None:

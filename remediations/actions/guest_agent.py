@@ -14,10 +14,10 @@ from typing import Any
 from pydantic import Field
 
 from ..action import Action, ActionParams
-from ..azure import Azure, is_transient
+from ..azure import Azure, is_transient, poll_pause
 from ..errors import ArmCallError, arm_error
 from ..model import Change, Plan
-from ..reads import ScriptFailed, VmView, read_vm, run_script
+from ..reads import ScriptFailed, VmView, read_vm, run_script, shut_down_inside
 from ..target import Target
 
 __all__ = ["AgentFacts", "GuestFacts", "RestartGuestAgent", "WaitParams", "guest_gate", "script_step",
@@ -97,21 +97,15 @@ def wait_agent_ready(azure: Azure, target: Target, seconds: float, poll: float) 
             if vm.running and vm.agent_ready:
                 return (f"guest agent on {target.name} Ready (version {vm.agent_version or 'unknown'}) after "
                         f"{time.monotonic() - start:.0f} s")
+            pause = poll
         except Exception as e:  # a transient read failure while the VM comes back: keep polling
             if not is_transient(e):
                 raise
+            pause = poll_pause(e, poll)
         now = time.monotonic()
         if now >= deadline:
             return f"guest agent on {target.name} not Ready after {seconds:.0f} s"
-        time.sleep(min(poll, deadline - now))
-
-
-def _shut_down_inside(health: dict[str, Any] | None) -> bool:
-    """Resource Health says Unavailable, customer initiated, while the platform says running."""
-    if not health:
-        return False
-    return (str(health.get("availabilityState", "")).lower() == "unavailable"
-            and str(health.get("reasonType", "")).lower() == "customer initiated")
+        time.sleep(min(pause, deadline - now))
 
 
 class RestartGuestAgent(Action[WaitParams, AgentFacts]):
@@ -150,7 +144,7 @@ class RestartGuestAgent(Action[WaitParams, AgentFacts]):
         if not vm.running:
             return empty.model_copy(update={"reason": _stopped(vm, name)})
         if not vm.agent_ready:
-            if _shut_down_inside(facts.health):
+            if shut_down_inside(facts.health):
                 summary = str((facts.health or {}).get("summary") or "Unavailable, customer initiated")
                 return empty.model_copy(update={
                     "reason": f"the guest OS of {name} was shut down from inside ({summary}); the agent is not hung",

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from ..action import Action, ActionParams
 from ..azure import Azure
 from ..model import Change, Plan
-from ..reads import VmView, read_vm
+from ..reads import VmView, read_vm, shut_down_inside
 
 __all__ = ["Health", "PowerFacts", "PowerOff", "guest_shut_down", "read_health"]
 
@@ -53,10 +53,8 @@ def read_health(azure: Azure, vm_id: str) -> Health:
 
 def guest_shut_down(health: Health) -> bool:
     """Whether Resource Health says the guest was shut down by its user (Unavailable, customer initiated)."""
-    if health.state.lower() != "unavailable":
-        return False
-    text = f"{health.reason_type} {health.summary}".lower()
-    return "customer" in text or "shut down from inside" in text or "from within the" in text
+    return shut_down_inside({"availabilityState": health.state, "reasonType": health.reason_type,
+                             "summary": health.summary})
 
 
 class PowerOff(Action[ActionParams, PowerFacts]):
@@ -99,6 +97,8 @@ class PowerOff(Action[ActionParams, PowerFacts]):
             reason = (f"the platform reports PowerState/running but Resource Health says {health.state} "
                       f"({health.reason_type}): {health.summary}")
             plan.notes.append(f"a backup of {name} after the power-off is crash-consistent")
+            plan.notes.append(f"{name} stays stopped (compute is still billed until deallocated); start it when "
+                              f"you want it back: az vm start -g {params.target.resource_group} -n {name}")
         else:
             reason = (f"forced: {name} is running and its guest is up (Resource Health: {health.state}); "
                       "powering off stops its workload")
