@@ -145,7 +145,7 @@ def test_every_cause_has_a_fix_or_a_manual_step() -> None:
 def test_cause_order_matches_the_playbook(eid: str) -> None:
     entry = BY_ID[eid]
     assert entry.groups == PLAYBOOK_ORDER[eid]
-    groups_in_order = []
+    groups_in_order: list[str] = []
     for c in entry.causes:  # the expanded sub-causes keep the group order
         g = c.split(".", 1)[0]
         if not groups_in_order or groups_in_order[-1] != g:

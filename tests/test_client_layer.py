@@ -38,7 +38,7 @@ _MI_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT",
            "MSI_SECRET", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE")
 
 
-def mentions(obj: Any, value: str, depth: int = 6, seen: set[int] | None = None) -> bool:
+def mentions(obj: Any, value: str, depth: int = 12, seen: set[int] | None = None) -> bool:
     """Whether `value` appears in any string among an object's attributes (configuration, without private names)."""
     seen = set() if seen is None else seen
     if depth < 0 or id(obj) in seen:
