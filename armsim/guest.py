@@ -15,6 +15,10 @@ model, the effect each script has on a real guest:
 | windows-provider-get | reads the iaasvmprovider service's start type and status |
 | windows-provider-enable | sets iaasvmprovider to Automatic and starts it |
 
+Before applying a script, armsim checks that its text carries the commands and literals that
+effect needs (`SCRIPT_NEEDS`: the registry path and value, the service names, the package
+managers…), so a script whose id line is right but whose body would not do the job is refused too.
+
 Any other script text is refused: Run Command succeeds but stderr says the script is not
 understood and the exit code is 127, so a test can never pass on a script armsim did not model.
 """
@@ -40,6 +44,19 @@ SCRIPT_MUTATES = {
     "windows-agent-restart": True,
     "windows-provider-get": False,
     "windows-provider-enable": True,
+}
+
+SCRIPT_NEEDS: dict[str, tuple[str, ...]] = {
+    "linux-agent-status": ("systemctl cat", "waagent --version", "/etc/os-release", "AutoUpdate"),
+    "linux-agent-restart": ("systemctl restart", "walinuxagent", "waagent"),
+    "linux-agent-upgrade": ("apt-get", "--only-upgrade walinuxagent", "dnf", "WALinuxAgent", "zypper",
+                            "python-azure-agent", "AutoUpdate.Enabled=y", "systemctl enable", "systemctl restart"),
+    "windows-vss-get": ("HKLM:\\SOFTWARE\\Microsoft\\BcdrAgent", "USEVSSCOPYBACKUP", "Get-ItemProperty", "MSSQL"),
+    "windows-vss-set": ("HKLM:\\SOFTWARE\\Microsoft\\BcdrAgent", "USEVSSCOPYBACKUP", "New-ItemProperty",
+                        "-PropertyType String", "'TRUE'"),
+    "windows-agent-restart": ("Restart-Service", "WindowsAzureGuestAgent"),
+    "windows-provider-get": ("Get-Service", "iaasvmprovider", "StartType"),
+    "windows-provider-enable": ("Set-Service", "-StartupType Automatic", "iaasvmprovider", "Start-Service"),
 }
 
 _PACKAGES = {
@@ -136,6 +153,9 @@ def run_script(guest: Guest, text: str) -> tuple[int, str, str]:
     sid = script_id(text)
     if sid is None or sid not in SCRIPT_MUTATES:
         return 127, "", f"armsim: script not understood (id {sid!r}); see armsim/guest.py"
+    missing = [t for t in (*SCRIPT_NEEDS[sid], "RUNBOOKS_RESULT") if t not in text]
+    if missing:
+        return 127, "", f"armsim: script {sid} lacks what its effect needs: {', '.join(missing)}"
     expected = "Linux" if sid.startswith("linux-") else "Windows"
     if guest.os_type != expected:
         return 127, "", f"armsim: a {expected} script cannot run on a {guest.os_type} guest"

@@ -41,7 +41,9 @@ def main() -> None:
             worst = max(worst, gathered)
             print(f"{name:<26}{len(log):>10}{gathered:>12}{probes:>17}{sum(e['mutating'] for e in log):>10}"
                   f"{ms:>8.0f}")
-        print(f"\nworst facts-only reads for a one-NIC VM: {worst} (target <= 5)")
+        print(f"\nworst facts-only reads for a one-NIC VM: {worst} (target <= 5; the effective-NSG poll counts).")
+        print("A running VM whose agent is silent costs one more read: Resource Health, which tells a guest shut "
+              "down from inside from a hung agent.")
         print("'ARM reads' includes in-guest probes (read-only Run Command: POST + LRO polls) that the "
               "runbook asks only for Windows guest-level causes.")
     finally:

@@ -1,9 +1,10 @@
 """Facts: one immutable snapshot of what ARM says about a VM, gathered with as few reads as possible.
 
 For a running one-NIC VM the reads are: the VM with its instance view; the NIC's effective NSGs
-(one POST that returns the NIC's and the subnet's rules together); the backup status lookup
-(vault and item); the vault's recent backup jobs. Two reads are made only when they can change a
-verdict: the region's service tags (only when some outbound Deny could cover TCP 443/8443) and
+(one POST, and its long-running-operation poll, returning the NIC's and the subnet's rules
+together); the backup status lookup (vault and item); the vault's recent backup jobs. Two reads
+are made only when they can change a verdict: the region's service tags (only when an outbound
+rule for TCP 443 names specific prefixes or tags rather than `*`/`Internet`) and
 Resource Health (only when a running VM's agent is not Ready, to tell "shut down from inside"
 from "agent hung"). Service tags are cached per process and region, so a fleet reads them once.
 A stopped VM has no effective NSGs: then the NIC, its subnet and each NSG are read instead.
@@ -111,11 +112,20 @@ def recent_jobs(azure: Azure, item: BackupItem, vm_name: str, *, days: int = 7) 
     return tuple(for_vm(azure.call(fetch), vm_name, item.container))
 
 
+_UNIFORM = {"*", "any", "0.0.0.0/0", "internet", "virtualnetwork"}
+
+
 def _needs_tags(nsgs: tuple[NsgView, ...], ports: tuple[int, ...]) -> bool:
-    def could_block(r: Rule) -> bool:
-        return (r.direction == "Outbound" and r.access == "Deny" and not r.default and r.protocol in ("Tcp", "*")
-                and any(port_in(spec, p) for spec in r.dest_ports for p in ports))
-    return any(could_block(r) for n in nsgs for r in n.rules)
+    """Whether the verdict on Storage egress depends on which public address: only then are tags read.
+
+    Storage addresses are public. A rule whose destinations are all `*`/`Internet`/`VirtualNetwork`
+    treats every public address alike, so such rules decide without the Service Tags API.
+    """
+    def depends(r: Rule) -> bool:
+        return (r.direction == "Outbound" and not r.default and r.protocol in ("Tcp", "*")
+                and any(port_in(spec, p) for spec in r.dest_ports for p in ports)
+                and any(d.lower() not in _UNIFORM for d in r.dest_prefixes))
+    return any(depends(r) for n in nsgs for r in n.rules)
 
 
 def _nsgs_effective(azure: Azure, nic_id: str) -> tuple[NsgView, ...]:

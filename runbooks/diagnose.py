@@ -13,6 +13,7 @@ from typing import Literal
 
 from remediations.actions.guest import MIN_LINUX_AGENT
 from remediations.facts import Facts
+from remediations.netaddr import TagResolver
 from remediations.netrules import egress_verdicts, storage_tag
 from remediations.reads import shut_down_inside
 
@@ -54,10 +55,10 @@ def _c1(f: Facts) -> Finding:
     names = ", ".join(f"{n.name} ({n.scope})" for n in f.nsgs) or "none"
     if not f.nsgs:
         return Finding("C1", "absent", f"no NSG on {f.vm.name}'s NIC or subnet; outbound is open")
-    if f.tags is None:
-        return Finding("C1", "absent", f"no outbound Deny for TCP 443 in NSGs {names}; "
-                                       "AllowInternetOutBound lets Storage through")
-    blocked = egress_verdicts(f.nsgs, region=f.vm.location, ports=(443,), resolver=f.tags)
+    # Without tags, every rule that matters treats all public addresses alike (see facts._needs_tags):
+    # any public prefix stands for Storage.<region> (TEST-NET-2 here, never contacted).
+    resolver = f.tags or TagResolver({storage_tag(f.vm.location): ["198.51.100.0/24"]})
+    blocked = egress_verdicts(f.nsgs, region=f.vm.location, ports=(443,), resolver=resolver)
     if not blocked:
         return Finding("C1", "absent", f"outbound TCP 443 to {storage_tag(f.vm.location)} is allowed by {names}")
     b = blocked[0]

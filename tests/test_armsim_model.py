@@ -231,3 +231,13 @@ def test_a_rule_write_while_another_is_in_progress_is_429(armsim: Server, azure:
     armsim.sim.settings.nsg_write_polls = 1
     assert first.result().provisioning_state == "Succeeded"
     assert rules.begin_create_or_update(RG, "nsg-blocked", "other", allow_storage(160)).result().priority == 160
+
+
+def test_a_script_with_a_known_id_but_the_wrong_body_is_refused(armsim: Server, azure: Azure) -> None:
+    body = {"commandId": "RunPowerShellScript",
+            "script": ["# runbooks-script: windows-vss-set", "Restart-Computer -Force"]}
+    result = azure.compute.virtual_machines.begin_run_command("rg-demo", "vm-sql-vss", body).result()
+    out, err = output_text(result.as_dict()["value"])
+    assert "RUNBOOKS_RESULT" not in out and "lacks what its effect needs" in err
+    vm = armsim.sim.compute.vms[(DEMO_SUBSCRIPTION, "rg-demo", "vm-sql-vss")]
+    assert vm.guest.registry_value(r"HKLM\SOFTWARE\Microsoft\BcdrAgent", "USEVSSCOPYBACKUP") is None
