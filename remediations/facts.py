@@ -13,7 +13,7 @@ A stopped VM has no effective NSGs: then the NIC, its subnet and each NSG are re
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -61,7 +61,6 @@ class Facts:
     health: dict[str, Any] | None
     backup: BackupItem | None
     jobs: tuple[JobView, ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def last_failed(self) -> JobView | None:
@@ -167,13 +166,13 @@ def _nsgs_by_get(azure: Azure, nic_id: str) -> tuple[NsgView, ...]:
 def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int, ...] = (443,)) -> Facts:
     """Read the VM, its NSGs, (conditionally) tags and health, and its backup item and jobs."""
     vm = read_vm(azure, target)
-    notes: list[str] = []
     nsgs: tuple[NsgView, ...] | None = None
     if vm.nic_ids:
-        nic = vm.nic_ids[0]
-        if len(vm.nic_ids) > 1:
-            notes.append(f"{vm.name} has {len(vm.nic_ids)} NICs; the primary NIC's NSGs were evaluated")
-        nsgs = _nsgs_effective(azure, nic) if vm.running else _nsgs_by_get(azure, nic)
+        seen: dict[str, NsgView] = {}
+        for nic in vm.nic_ids:  # every NIC: backup traffic may leave through any of them
+            for view in (_nsgs_effective(azure, nic) if vm.running else _nsgs_by_get(azure, nic)):
+                seen.setdefault(view.id.lower(), view)
+        nsgs = tuple(seen.values())
     tags = service_tags(azure, vm.location) if nsgs and _needs_tags(nsgs, ports) else None
     health = None
     if vm.running and not vm.agent_ready:
@@ -181,7 +180,7 @@ def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int,
         health = h.get("properties") or {}
     item = backup_item(azure, vm)
     history = recent_jobs(azure, item, vm.name) if item and jobs else ()
-    return Facts(target, vm, nsgs, tags, health, item, history, tuple(notes))
+    return Facts(target, vm, nsgs, tags, health, item, history)
 
 
 def failed_vms(azure: Azure, vault: str, group: str, *, hours: float = 24) -> list[Target]:

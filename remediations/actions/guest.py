@@ -33,25 +33,41 @@ def version_tuple(v: str | None) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", v or ""))
 
 
-class SetVssCopyBackup(Action[ActionParams, GuestFacts]):
+class _WindowsGuestAction(Action[ActionParams, GuestFacts]):
+    """A Windows action that first reads the guest through a read-only script (`probe`)."""
+
+    Params = ActionParams
+    probe: str
+    subject: str
+
+    def read(self, azure: Azure, params: ActionParams) -> GuestFacts:
+        """The VM; then the probe script when the VM runs Windows and its agent answers."""
+        vm = read_vm(azure, params.target)
+        if guest_gate(self.name, params.target, vm, "Windows", self.subject) is not None:
+            return GuestFacts(vm)
+        return GuestFacts(vm, script_step(azure, params.target, self.probe))
+
+    def gate(self, facts: GuestFacts, params: ActionParams) -> Plan | None:
+        """The empty plan (with its reason) when the guest could not or need not be read; else None."""
+        gate = guest_gate(self.name, params.target, facts.vm, "Windows", self.subject)
+        if gate is not None or facts.result is None:
+            return gate or Plan(action=self.name, target=str(params.target), reason="the guest was not read")
+        return None
+
+
+class SetVssCopyBackup(_WindowsGuestAction):
     """Set HKLM\\SOFTWARE\\Microsoft\\BcdrAgent USEVSSCOPYBACKUP = TRUE (REG_SZ) on Windows (playbook C4, SQL)."""
 
     name = "set-vss-copy-backup"
     summary = "make Azure Backup take a VSS copy backup (USEVSSCOPYBACKUP=TRUE) so SQL Server backups are not delayed"
-    Params = ActionParams
-
-    def read(self, azure: Azure, params: ActionParams) -> GuestFacts:
-        """The VM; then `windows-vss-get` when the VM runs Windows and its agent answers."""
-        vm = read_vm(azure, params.target)
-        if guest_gate(self.name, params.target, vm, "Windows", "the VSS registry key") is not None:
-            return GuestFacts(vm)
-        return GuestFacts(vm, script_step(azure, params.target, "windows-vss-get"))
+    probe = "windows-vss-get"
+    subject = "the VSS registry key"
 
     def plan(self, facts: GuestFacts, params: ActionParams) -> Plan:
         """With SQL Server in the guest (or `force`): add or change the value when absent or not TRUE."""
-        gate = guest_gate(self.name, params.target, facts.vm, "Windows", "the VSS registry key")
-        if gate is not None or facts.result is None:
-            return gate or Plan(action=self.name, target=str(params.target), reason="the guest was not read")
+        if (gate := self.gate(facts, params)) is not None:
+            return gate
+        assert facts.result is not None
         name = facts.vm.name or params.target.name
         r = facts.result
         value = r.get("value") if r.get("exists") else None
@@ -79,25 +95,19 @@ class SetVssCopyBackup(Action[ActionParams, GuestFacts]):
         return f"{VSS_VALUE} {out.get('before') or '(absent)'} -> {out.get('value')} ({out.get('type')})"
 
 
-class EnableIaasVmProvider(Action[ActionParams, GuestFacts]):
+class EnableIaasVmProvider(_WindowsGuestAction):
     """Set the Windows iaasvmprovider service to start Automatic and start it (playbook C5)."""
 
     name = "enable-iaasvmprovider"
     summary = "set the iaasvmprovider service (used by the VMSnapshot extension) to Automatic and start it"
-    Params = ActionParams
-
-    def read(self, azure: Azure, params: ActionParams) -> GuestFacts:
-        """The VM; then `windows-provider-get` when the VM runs Windows and its agent answers."""
-        vm = read_vm(azure, params.target)
-        if guest_gate(self.name, params.target, vm, "Windows", "the iaasvmprovider service") is not None:
-            return GuestFacts(vm)
-        return GuestFacts(vm, script_step(azure, params.target, "windows-provider-get"))
+    probe = "windows-provider-get"
+    subject = "the iaasvmprovider service"
 
     def plan(self, facts: GuestFacts, params: ActionParams) -> Plan:
         """A change to Automatic when the start type is anything else; nothing when the service is missing."""
-        gate = guest_gate(self.name, params.target, facts.vm, "Windows", "the iaasvmprovider service")
-        if gate is not None or facts.result is None:
-            return gate or Plan(action=self.name, target=str(params.target), reason="the guest was not read")
+        if (gate := self.gate(facts, params)) is not None:
+            return gate
+        assert facts.result is not None
         name = facts.vm.name or params.target.name
         r = facts.result
         plan = Plan(action=self.name, target=str(params.target))
