@@ -1,6 +1,7 @@
 """Microsoft.Automation jobs: what a fan-out runbook needs (create a child job, read it, list them).
 
-A job goes New -> Running -> Completed as it is read (`automation_job_polls` reads in Running),
+A job goes New -> Running -> Completed as it is read (`automation_job_polls` reads in Running), or
+Failed when one of its parameters contains a string listed in Settings.extra["automation_failing"],
 so a caller that bounds its concurrency by waiting for jobs to end can be observed doing so:
 `AutomationModel.max_running` records the most jobs that were Running at the same time.
 """
@@ -34,6 +35,7 @@ class AutomationJob:
     reads: int = 0
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     ended: datetime | None = None
+    exception: str | None = None
 
 
 @dataclass
@@ -86,7 +88,12 @@ class AutomationModel:
         if job.status == "New":
             job.status = "Running"
         elif job.status == "Running" and job.reads > polls:
-            job.status, job.ended = "Completed", datetime.now(timezone.utc)
+            failing = [str(x).lower() for x in self.sim.settings.extra.get("automation_failing", [])]
+            text = " ".join(job.parameters.values()).lower()
+            fails = any(f in text for f in failing)
+            job.status, job.ended = ("Failed" if fails else "Completed"), datetime.now(timezone.utc)
+            if fails:
+                job.exception = "The runbook exited with a non-zero code (armsim: automation_failing)."
         self.max_running = max(self.max_running, self.running())
 
     def job_json(self, acct: Account, job: AutomationJob) -> dict[str, Any]:
@@ -97,7 +104,7 @@ class AutomationModel:
                 "jobId": job.job_id, "runbook": {"name": job.runbook},
                 "provisioningState": "Succeeded" if job.status == "Completed" else "Processing",
                 "creationTime": iso(job.created), "startTime": iso(job.created) if job.status != "New" else None,
-                "endTime": iso(job.ended) if job.ended else None, "exception": None,
+                "endTime": iso(job.ended) if job.ended else None, "exception": job.exception,
                 "lastModifiedTime": iso(job.created), "lastStatusModifiedTime": iso(job.created),
                 "status": job.status, "statusDetails": "None", "parameters": job.parameters, "runOn": job.run_on,
                 "jobRuntimeEnvironment": {"runtimeEnvironmentName": "Python-3.10"},

@@ -77,6 +77,15 @@ def test_a_child_that_cannot_start_fails_the_fan_out(armsim: Server) -> None:
     assert run.summary["vms"][0]["status"] == "NotStarted" and "NotFound" in run.summary["vms"][0]["error"]
 
 
+def test_a_child_job_that_fails_fails_the_fan_out(armsim: Server) -> None:
+    armsim.sim.settings.extra["automation_failing"] = ["vm-subnet-blocked"]
+    ids = [vm_id("vm-nsg-blocked"), vm_id("vm-subnet-blocked")]
+    run = run_entry(armsim, FAN, json.dumps(ids), f"automation_account={ACCOUNT_ID}", "poll_seconds=0.01")
+    assert run.code == 1 and run.summary["status"] == "failed", run.text
+    status = {v["vm"]: v["status"] for v in run.summary["vms"]}
+    assert status == {"vm-nsg-blocked": "Completed", "vm-subnet-blocked": "Failed"}
+
+
 @pytest.mark.parametrize("args, why", [
     ([json.dumps([vm_id("vm-a")])], "no automation_account"),
     ([f"automation_account={ACCOUNT_ID}"], "no VMs"),
