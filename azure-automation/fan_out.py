@@ -27,9 +27,7 @@ def main(argv: list[str]) -> int:
 
 
 def _run(argv: list[str], out: aa.Output) -> int:
-    data, given = aa.parse_argv(argv, SCRIPT)
-    s = aa.resolve(SCRIPT, given)
-    out.mode = s.mode
+    data, given, s = aa.start(argv, SCRIPT, out)
     if not s.automation_account:
         raise BadInput("no automation_account: pass automation_account=<Automation account resource ID> "
                        "(or set RUNBOOKS_AUTOMATION_ACCOUNT)")

@@ -26,9 +26,7 @@ def main(argv: list[str]) -> int:
 
 
 def _run(argv: list[str], out: aa.Output) -> int:
-    data, given = aa.parse_argv(argv, SCRIPT)
-    s = aa.resolve(SCRIPT, given)
-    out.mode = s.mode
+    data, _, s = aa.start(argv, SCRIPT, out)
     if data is None:
         raise BadInput("no data: pass the alert (or WebhookData) JSON or a VM resource ID as the first parameter")
     trigger = aa.read_trigger(data)

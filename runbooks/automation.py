@@ -29,7 +29,8 @@ from remediations.target import Target
 from .alerts import Alert, Trigger, is_vault_id, read_trigger, resource_parts
 
 __all__ = ["ENTRIES", "Alert", "Output", "Settings", "Trigger", "alert_error", "child_parameters", "connect", "fan_out",
-           "fix_one", "is_vault_id", "job_error", "parse_argv", "read_job", "read_trigger", "resolve", "resource_parts"]  # noqa: E501
+           "fix_one", "is_vault_id", "job_error", "parse_argv", "read_job", "read_trigger", "resolve", "resource_parts",
+           "start"]
 
 Say = Callable[[str], None]
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -133,6 +134,14 @@ def parse_argv(argv: list[str], entry: str) -> tuple[str | None, dict[str, str]]
             raise BadInput(f"setting {key!r} given twice")
         given[key] = value
     return (" ".join(data) or None), given
+
+
+def start(argv: list[str], entry: str, out: Output) -> tuple[str | None, dict[str, str], Settings]:
+    """An entry script's data, the settings it was given, and the resolved settings (mode recorded on `out`)."""
+    data, given = parse_argv(argv, entry)
+    s = resolve(entry, given)
+    out.mode = s.mode
+    return data, given, s
 
 
 def resolve(entry: str, given: dict[str, str], env: dict[str, str] | None = None) -> Settings:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from remediations.actions.guest import MIN_LINUX_AGENT
+from remediations.actions.guest import MIN_LINUX_AGENT, version_tuple
 from remediations.facts import Facts
 from remediations.netaddr import TagResolver
 from remediations.netrules import egress_verdicts, storage_tag
@@ -37,12 +37,6 @@ class Finding:
     def title(self) -> str:
         """The cause's title from the catalog."""
         return CAUSES[self.cause].title
-
-
-def _version(v: str | None) -> tuple[int, ...]:
-    import re
-
-    return tuple(int(x) for x in re.findall(r"\d+", v or ""))
 
 
 def _guest_down(f: Facts) -> bool:
@@ -89,7 +83,7 @@ def _c3(f: Facts) -> Finding:
         return Finding("C3", "absent", f"{vm.name} is {vm.power_state}")
     if not vm.agent_ready and not _guest_down(f):
         return Finding("C3", "present", f"Linux agent {vm.agent_status or 'status missing'}: {vm.agent_message or ''}")
-    if vm.agent_version and _version(vm.agent_version) < _version(MIN_LINUX_AGENT):
+    if vm.agent_version and version_tuple(vm.agent_version) < version_tuple(MIN_LINUX_AGENT):
         return Finding("C3", "present", f"Linux agent {vm.agent_version} is below the supported minimum "
                                         f"{MIN_LINUX_AGENT}")
     return Finding("C3", "absent", f"Linux agent Ready, version {vm.agent_version}")

@@ -9,6 +9,7 @@ restart-guest-agent (defined in guest_agent.py, re-exported here).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import Field
 
@@ -47,12 +48,16 @@ class _WindowsGuestAction(Action[ActionParams, GuestFacts]):
             return GuestFacts(vm)
         return GuestFacts(vm, script_step(azure, params.target, self.probe))
 
-    def gate(self, facts: GuestFacts, params: ActionParams) -> Plan | None:
-        """The empty plan (with its reason) when the guest could not or need not be read; else None."""
+    def plan(self, facts: GuestFacts, params: ActionParams) -> Plan:
+        """An empty plan with its reason when the guest could not or need not be read; else `decide`."""
         gate = guest_gate(self.name, params.target, facts.vm, "Windows", self.subject)
         if gate is not None or facts.result is None:
             return gate or Plan(action=self.name, target=str(params.target), reason="the guest was not read")
-        return None
+        return self.decide(facts.vm.name or params.target.name, facts.vm.id, facts.result, params)
+
+    def decide(self, name: str, vm_id: str, r: dict[str, Any], params: ActionParams) -> Plan:
+        """The plan from what the probe script reported (pure)."""
+        raise NotImplementedError
 
 
 class SetVssCopyBackup(_WindowsGuestAction):
@@ -63,13 +68,8 @@ class SetVssCopyBackup(_WindowsGuestAction):
     probe = "windows-vss-get"
     subject = "the VSS registry key"
 
-    def plan(self, facts: GuestFacts, params: ActionParams) -> Plan:
+    def decide(self, name: str, vm_id: str, r: dict[str, Any], params: ActionParams) -> Plan:
         """With SQL Server in the guest (or `force`): add or change the value when absent or not TRUE."""
-        if (gate := self.gate(facts, params)) is not None:
-            return gate
-        assert facts.result is not None
-        name = facts.vm.name or params.target.name
-        r = facts.result
         value = r.get("value") if r.get("exists") else None
         where = f"{VSS_KEY}\\{VSS_VALUE}"
         if value is not None and str(value).strip().lower() == "true":
@@ -81,7 +81,7 @@ class SetVssCopyBackup(_WindowsGuestAction):
                                f"(it is {value or 'not set'})")
         change = Change(
             action=self.name, kind="add" if value is None else "change",
-            resource=f"{name}/registry/{where}", resource_id=facts.vm.id,
+            resource=f"{name}/registry/{where}", resource_id=vm_id,
             summary=f"set {VSS_VALUE} = TRUE (REG_SZ) under {VSS_KEY} on {name}",
             reason=(f"{VSS_VALUE} is not set" if value is None else f"{VSS_VALUE} is {value!r}, not TRUE")
                    + "; with SQL Server on the VM a VSS full backup is delayed, a VSS copy backup is not",
@@ -103,13 +103,8 @@ class EnableIaasVmProvider(_WindowsGuestAction):
     probe = "windows-provider-get"
     subject = "the iaasvmprovider service"
 
-    def plan(self, facts: GuestFacts, params: ActionParams) -> Plan:
+    def decide(self, name: str, vm_id: str, r: dict[str, Any], params: ActionParams) -> Plan:
         """A change to Automatic when the start type is anything else; nothing when the service is missing."""
-        if (gate := self.gate(facts, params)) is not None:
-            return gate
-        assert facts.result is not None
-        name = facts.vm.name or params.target.name
-        r = facts.result
         plan = Plan(action=self.name, target=str(params.target))
         if not r.get("exists"):
             plan.reason = f"the iaasvmprovider service is not installed on {name}"
@@ -121,7 +116,7 @@ class EnableIaasVmProvider(_WindowsGuestAction):
             plan.reason = f"iaasvmprovider on {name} already starts Automatic ({r.get('status') or 'status unknown'})"
             return plan
         plan.changes.append(Change(
-            action=self.name, kind="change", resource=f"{name}/services/iaasvmprovider", resource_id=facts.vm.id,
+            action=self.name, kind="change", resource=f"{name}/services/iaasvmprovider", resource_id=vm_id,
             summary=f"set iaasvmprovider on {name} to start Automatic and start it",
             reason=f"iaasvmprovider starts {start or 'unknown'}; the backup extension needs it Automatic",
             before={"start_type": r.get("start_type"), "status": r.get("status")},
