@@ -56,6 +56,7 @@ class Request:
     headers: dict[str, str]
     body: Any = None
     params: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""
 
     def header(self, name: str) -> str | None:
         """A request header, looked up case-insensitively."""

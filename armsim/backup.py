@@ -3,8 +3,9 @@
 The causal model (`BackupModel.verdict`) walks the chain a real VM backup depends on and fails
 with the error Azure reports for the FIRST broken link (playbook E1–E5):
 
-1. VM stopped through the platform -> succeeds (crash-consistent).
-2. Guest shut down from inside while the platform says running -> UserErrorGuestAgentStatusUnavailable.
+1. VM stopped or deallocated, through the platform or from inside the guest (which shows
+   PowerState/stopped) -> succeeds (crash-consistent).
+2. A guest shut down from inside is case 1: the platform shows it stopped, not running (issue #9).
 3. Guest agent not responding -> GuestAgentSnapshotTaskStatusError.
 4. Linux agent older than the supported minimum -> UserErrorGuestAgentStatusUnavailable.
 5. Outbound TCP 443 to Storage.<region> denied by an NSG (NIC or subnet) -> ExtensionSnapshotFailedNoNetwork.
@@ -20,13 +21,12 @@ the symbolic code as errorTitle, the message as errorString, and recommendations
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, iso, not_found
-from .backupjobs import job_get, jobs_list
+from .backupjobs import Job, job_get, jobs_list
 from .compute import BACKUP_PUBLISHER, VM, Extension
 from .guest import VSS_KEY, VSS_VALUE, version_tuple
 from .routing import Route
@@ -34,9 +34,21 @@ from .routing import Route
 if TYPE_CHECKING:
     from .sim import Simulator
 
-__all__ = ["ERRORS", "ROUTES", "BackupModel", "Item", "Job", "Vault"]
+__all__ = ["ERRORS", "ON_DEMAND_HARD_LIMIT", "ROUTES", "BackupModel", "Item", "Job", "Vault"]
 
 MIN_LINUX_AGENT = "2.2.53.1"  # KB 4049215: "later than or equal to version 2.2.53.1"
+# Backup support matrix (MicrosoftDocs/azure-docs articles/backup/backup-support-matrix-iaas.md): "hard limit for
+# on-demand backups is set to nine attempts in a 24 hour UTC period" (three a day is only the recommendation).
+ON_DEMAND_HARD_LIMIT = 9
+# The code and message Azure Backup documents for a 24-hour operation limit (backup-sql-server-azure-troubleshoot.md,
+# backup-azure-sap-hana-database-troubleshoot.md); that a VM's tenth on-demand trigger gets exactly this is assumed.
+ON_DEMAND_LIMIT_ERROR = ("CloudDosAbsoluteLimitReached",
+                         "Operation is blocked as you have reached the limit on number of operations permitted in 24 hours.")
+
+# A trigger while a backup of the item runs is accepted; its job fails with this code ("Your recent backup job failed
+# because there is an existing backup job in progress", azure-docs articles/backup/
+# backup-azure-troubleshoot-vm-backup-fails-snapshot-timeout.md). That it fails at once is assumed.
+REFUSED = "UserErrorBackupOperationInProgress"
 
 ERRORS: dict[str, tuple[int, str, list[str]]] = {
     "UserErrorGuestAgentStatusUnavailable": (
@@ -78,23 +90,6 @@ class Item:
     def name(self) -> str:
         """The protected item name, e.g. VM;iaasvmcontainerv2;rg-demo;vm-a."""
         return f"VM;{self.container}"
-
-
-@dataclass
-class Job:
-    """One backup job: decided when triggered, finished after polls or time."""
-
-    item: Item
-    error: str | None
-    started: datetime
-    polls_needed: int
-    seconds: float
-    mono_start: float
-    user_triggered: bool = True
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    status: str = "InProgress"
-    ended: datetime | None = None
-    polls: int = 0
 
 
 @dataclass
@@ -165,10 +160,8 @@ class BackupModel:
     def verdict(self, vm: VM) -> str | None:
         """The error a backup of this VM fails with right now, or None when it would succeed."""
         g = vm.guest
-        if vm.power != "running":
-            return None if vm.stopped_by_platform else "UserErrorGuestAgentStatusUnavailable"
-        if g.shut_down_inside:
-            return "UserErrorGuestAgentStatusUnavailable"
+        if vm.power != "running":  # shut down/offline, from inside or by the platform: crash-consistent
+            return None  # (backup-support-matrix-iaas.md: "Back up VMs that are shut down/offline")
         if g.agent_hung:
             return "GuestAgentSnapshotTaskStatusError"
         if g.os_type == "Linux" and version_tuple(g.agent_version) < version_tuple(self.min_linux_agent):
@@ -191,60 +184,78 @@ class BackupModel:
                   when: datetime | None = None, finished: bool = False) -> Job:
         """Create a backup job; `error="auto"` asks the causal model, `finished` seeds history."""
         vm = item.vm
+        for j in vault.jobs:
+            if j.item is item:
+                self.advance(j, poll=False)
         if error == "auto":
             busy = any(j.item is item and j.status == "InProgress" for j in vault.jobs)
-            error = "UserErrorBackupOperationInProgress" if busy else self.verdict(vm)
+            error = REFUSED if busy else self.verdict(vm)
             if error is None and vm.backup_extension() is None and vm.power == "running":
                 linux = vm.guest.os_type == "Linux"
                 name = "VMSnapshotLinux" if linux else "VMSnapshot"
                 vm.extensions[name.lower()] = Extension(name, BACKUP_PUBLISHER, name, "1.0.9" if linux else "1.0.75")
-        s = self.sim.settings
-        job = Job(item, error, when or datetime.now(timezone.utc), s.backup_job_polls, s.backup_job_seconds,
-                  self.sim.clock(), user)
+        s, clock = self.sim.settings, self.sim.clock
+        started = when or clock.now()
+        job = Job(item, error, started, s.backup_job_polls, s.backup_job_seconds, clock.seconds_at(started), user)
         vault.jobs.append(job)
-        if finished:
-            self._finish(job)
+        if job.error == REFUSED:  # refused at once: the job that holds the item runs on (docs/concurrency.md)
+            self._finish(job, started)
+        elif finished:
+            self._finish(job, job.due_end())
+        else:
+            self.advance(job, poll=False)
         return job
 
+    def on_demand_today(self, vault: Vault, item: Item) -> list[Job]:
+        """The item's on-demand (user-triggered) jobs started since 00:00 UTC on armsim's clock."""
+        day = self.sim.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        return [j for j in vault.jobs if j.item is item and j.user_triggered and j.started >= day]
+
     def advance(self, job: Job, *, poll: bool) -> None:
-        """Move a job on: one more poll, or enough elapsed time, ends it."""
+        """Move a job on: its duration (> 0) elapsed on the clock ends it; a poll counts toward ending it sooner."""
         if job.status != "InProgress":
             return
-        if poll:
+        if poll and job.polls_needed > 0:
             job.polls += 1
-        due = job.seconds > 0 and self.sim.clock() - job.mono_start >= job.seconds
-        if (poll and job.polls >= job.polls_needed) or due or (job.polls_needed <= 0 and job.seconds <= 0):
-            self._finish(job)
+        clock = self.sim.clock
+        if job.seconds > 0 and clock() - job.mono_start >= job.seconds:
+            self._finish(job, job.due_end())
+        elif (job.polls_needed > 0 and job.polls >= job.polls_needed) or (job.polls_needed <= 0 and job.seconds <= 0):
+            self._finish(job, max(clock.now(), job.started))
 
-    def _finish(self, job: Job) -> None:
+    def tick(self) -> None:
+        """Let time end every running job whose duration has elapsed (before each request)."""
+        for vault in self.vaults.values():
+            for job in vault.jobs:
+                self.advance(job, poll=False)
+
+    def _finish(self, job: Job, ended: datetime) -> None:
         job.status = "Failed" if job.error else "Completed"
-        job.ended = job.started + timedelta(seconds=42) if job.ended is None else job.ended
-        if job.error != "UserErrorBackupOperationInProgress":
+        job.ended = ended if job.ended is None else job.ended
+        if job.error != REFUSED:
             job.item.last_status, job.item.last_time = job.status, job.ended
 
     def job_json(self, vault: Vault, job: Job) -> dict[str, Any]:
         """A backup job as ARM returns it (AzureIaaSVMJob)."""
-        end = job.ended or datetime.now(timezone.utc)
-        secs = (end - job.started).total_seconds()
+        clock = self.sim.clock
+        now = clock.now()
+        secs = ((job.ended or now) - job.started).total_seconds()
         props: dict[str, Any] = {
             "jobType": "AzureIaaSVMJob", "duration": f"PT{secs:.4f}S", "virtualMachineVersion": "Compute",
             "entityFriendlyName": job.item.vm.name, "backupManagementType": "AzureIaasVM", "operation": "Backup",
             "status": job.status, "startTime": iso(job.started), "activityId": job.id,
             "isUserTriggered": job.user_triggered, "containerName": job.item.container,
             "extendedInfo": {
-                "tasksList": [
-                    {"taskId": "Take Snapshot", "duration": "PT0S",
-                     "status": {"InProgress": "InProgress", "Completed": "Completed"}.get(job.status, "Failed")},
-                    {"taskId": "Transfer data to vault", "duration": "PT0S",
-                     "status": "Completed" if job.status == "Completed" else "NotStarted"}],
+                "tasksList": job.tasks(clock(), now),
                 "propertyBag": {"VM Name": job.item.vm.name, "Backup Size": "0 MB"},
-                "progressPercentage": 100.0 if job.status != "InProgress"
-                else round(100.0 * job.polls / max(job.polls_needed, 1), 1),
+                "progressPercentage": round(100.0 * job.fraction(clock()), 1),
             },
         }
         if job.ended is not None and job.status != "InProgress":
             props["endTime"] = iso(job.ended)
-        if job.error:
+        if job.error and job.error.isdigit():  # an error that carries only its number (assumed; issue #9)
+            props["errorDetails"] = [{"errorCode": int(job.error)}]
+        elif job.error:
             num, msg, recs = ERRORS[job.error]
             props["errorDetails"] = [{"errorCode": num, "errorTitle": job.error, "errorString": msg,
                                       "recommendations": recs}]
@@ -308,6 +319,8 @@ def _trigger(sim: Simulator, r: Request) -> Response:
     props = body.get("properties") or {}
     if props.get("objectType") != "IaasVMBackupRequest":
         raise ArmError(400, "BMSUserErrorInvalidInput", "properties.objectType must be IaasVMBackupRequest.")
+    if len(sim.backup.on_demand_today(vault, item)) >= ON_DEMAND_HARD_LIMIT:
+        raise ArmError(400, *ON_DEMAND_LIMIT_ERROR)
     job = sim.backup.start_job(vault, item)
     op = sim.start_operation(r, result=lambda: {"jobId": job.id})
     op.extra["job_id"] = job.id
@@ -320,8 +333,8 @@ def _trigger(sim: Simulator, r: Request) -> Response:
     return Response(202, None, headers)
 
 
-def _op_status_json(op: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status, "startTime": iso(datetime.now(timezone.utc))}
+def _op_status_json(sim: Simulator, op: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status, "startTime": iso(sim.clock.now())}
     if op.status != "InProgress":
         body["endTime"] = body["startTime"]
     if op.error:
@@ -340,7 +353,7 @@ def _operation(sim: Simulator, r: Request) -> Any:
 
 def _item_op_status(sim: Simulator, r: Request) -> Response:
     sim.backup.item(r.params)
-    return Response(200, _op_status_json(_operation(sim, r)))
+    return Response(200, _op_status_json(sim, _operation(sim, r)))
 
 
 def _item_op_result(sim: Simulator, r: Request) -> Response:
@@ -353,7 +366,7 @@ def _item_op_result(sim: Simulator, r: Request) -> Response:
 
 def _vault_op_status(sim: Simulator, r: Request) -> Response:
     sim.backup.vault(r.params)
-    return Response(200, _op_status_json(_operation(sim, r)))
+    return Response(200, _op_status_json(sim, _operation(sim, r)))
 
 
 _V = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.RecoveryServices/vaults/{vaultName}"

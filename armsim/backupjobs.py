@@ -1,4 +1,9 @@
-"""Recovery Services backup jobs: listing with `$filter` / `$skipToken` paging, and reading one job.
+"""Recovery Services backup jobs: their course in simulated time, listing with `$filter` / `$skipToken` paging, reading one.
+
+A job's course derives from its start on armsim's clock and its duration (`Settings.backup_job_seconds`):
+the first SNAPSHOT_SHARE of it is the "Take Snapshot" task, the rest "Transfer data to vault"; time
+alone ends it, whoever reads it. Reading the job itself (JobDetails_Get) only hurries it: after
+`Settings.backup_job_polls` reads it ends at once.
 
 `$filter` accepts `and`-joined `<key> eq '<value>'` terms with keys status, operation,
 backupManagementType, startTime, endTime (azure-cli's format, also 24-hour and ISO-8601 with Z;
@@ -8,16 +13,67 @@ UTC; they bound the job's start time) and jobId; anything else is 400 BMSUserErr
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from .arm import ArmError, Request, Response
 
 if TYPE_CHECKING:
+    from .backup import Item
     from .sim import Simulator
 
-__all__ = ["job_get", "jobs_list"]
+__all__ = ["SNAPSHOT_SHARE", "Job", "job_get", "jobs_list"]
+
+# Assumed split: Azure reports the two tasks but publishes no share; the snapshot is the first half.
+SNAPSHOT_SHARE = 0.5
+
+
+@dataclass
+class Job:
+    """One backup job: started at `mono_start` simulated seconds, lasting `seconds` (0: until polls end it)."""
+
+    item: Item
+    error: str | None
+    started: datetime
+    polls_needed: int
+    seconds: float
+    mono_start: float
+    user_triggered: bool = True
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: str = "InProgress"
+    ended: datetime | None = None
+    polls: int = 0
+
+    def fraction(self, clock: float) -> float:
+        """How far the job has come (0..1) at simulated second `clock`: by time, or further by polls."""
+        if self.status != "InProgress":
+            return 1.0
+        by_time = (clock - self.mono_start) / self.seconds if self.seconds > 0 else 0.0
+        by_polls = self.polls / self.polls_needed if self.polls_needed > 0 else 0.0
+        return max(0.0, min(1.0, max(by_time, by_polls)))
+
+    def tasks(self, clock: float, now: datetime) -> list[dict[str, Any]]:
+        """The tasksList: Take Snapshot, then Transfer data to vault, with their statuses and durations."""
+        f = self.fraction(clock)
+        total = ((self.ended or now) - self.started).total_seconds()
+        snap_secs = min(total, self.seconds * SNAPSHOT_SHARE) if self.status == "InProgress" else \
+            (total if self.error else total * SNAPSHOT_SHARE)
+        if self.status == "InProgress":
+            snap = "InProgress" if f < SNAPSHOT_SHARE else "Completed"
+            transfer = "NotStarted" if f < SNAPSHOT_SHARE else "InProgress"
+        else:
+            snap = "Failed" if self.error else "Completed"
+            transfer = "NotStarted" if self.error else "Completed"
+        return [{"taskId": "Take Snapshot", "duration": f"PT{max(snap_secs, 0):.0f}S", "status": snap},
+                {"taskId": "Transfer data to vault", "duration": f"PT{max(total - snap_secs, 0):.0f}S",
+                 "status": transfer}]
+
+    def due_end(self) -> datetime:
+        """When time alone ends the job: its start plus its duration."""
+        return self.started + timedelta(seconds=max(self.seconds, 0.0))
 
 
 _FILTER_TERM = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)

@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, iso, not_found
-from .guest import SCRIPT_MUTATES, Guest, run_script, script_id
+from .guest import Guest
 from .health import availability
 from .routing import Route
+from .runcommand import agent_time, run_command, run_command_mutates, settle_agent
 
 if TYPE_CHECKING:
     from .sim import Simulator
@@ -53,6 +54,13 @@ class VM:
     run_command_busy: bool = False
     stopped_by_platform: bool = False
     time_created: str = field(default_factory=lambda: _now())
+    data_disks_gb: list[int] = field(default_factory=list)  # LUN = index
+    etag: str = '"1"'  # changes only on model writes (PUT/PATCH), which armsim does not serve
+
+    def __post_init__(self) -> None:
+        """A guest shut down from inside shows PowerState/stopped (states-billing.md), not running."""
+        if self.guest.shut_down_inside and self.power == "running":
+            self.power = "stopped"
 
     @property
     def id(self) -> str:
@@ -115,22 +123,47 @@ class ComputeModel:
 
     def _ext_iv(self, ext: Extension) -> dict[str, Any]:
         ok = ext.state == "Succeeded"
-        return {"name": ext.name, "type": f"{ext.publisher}.{ext.type}", "typeHandlerVersion": ext.version,
-                "statuses": [{"code": f"ProvisioningState/{ext.state.lower()}", "level": "Info" if ok else "Error",
-                              "displayStatus": "Provisioning succeeded" if ok else f"Provisioning {ext.state.lower()}",
-                              "message": ext.message or ("Enable succeeded" if ok else "Extension failed"),
-                              "time": _now()}]}
+        iv: dict[str, Any] = {
+            "name": ext.name, "type": f"{ext.publisher}.{ext.type}", "typeHandlerVersion": ext.version,
+            "statuses": [{"code": f"ProvisioningState/{ext.state.lower()}", "level": "Info" if ok else "Error",
+                          "displayStatus": "Provisioning succeeded" if ok else f"Provisioning {ext.state.lower()}",
+                          "message": ext.message or ("Enable succeeded" if ok else "Extension failed"),
+                          "time": _now()}]}
+        if ext.publisher.lower() == BACKUP_PUBLISHER.lower():
+            # The snapshot handler reports its status report as one substatus (azure-linux-extensions
+            # VMBackup/main/Utils/HandlerUtil.py substat_new_entry); the code follows Run Command's
+            # ComponentStatus/<name>/<status> shape (assumed).
+            iv["substatuses"] = [{"code": "ComponentStatus/VMSnapshotStatus/succeeded", "level": "Info",
+                                  "displayStatus": "Provisioning succeeded",
+                                  "message": '[{"version": "1.0", "status": {"status": "success"}}]', "time": _now()}]
+        return iv
+
+    def _patch_status(self, vm: VM) -> dict[str, Any]:
+        """The guest's patch status: patch/assessment mode states and one earlier assessment (assumed data)."""
+        ready = [{"code": f"{m}ConfigurationState/Ready", "level": "Info",
+                  "displayStatus": f"Status_{m}ConfigurationState_Ready", "time": vm.time_created}
+                 for m in ("PatchMode", "AssessmentMode")]
+        return {"availablePatchSummary": {
+                    "status": "Succeeded", "assessmentActivityId": str(uuid.uuid5(uuid.NAMESPACE_URL, vm.vm_id)),
+                    "rebootPending": False, "criticalAndSecurityPatchCount": 0, "otherPatchCount": 0,
+                    "startTime": vm.time_created, "lastModifiedTime": vm.time_created, "error": None},
+                "configurationStatuses": ready}
+
+    def _disks(self, vm: VM) -> list[tuple[str, int, int | None]]:
+        """(name, size GB, LUN or None for the OS disk) of every managed disk."""
+        return [(f"{vm.name}_OsDisk", 30, None)] + [(f"{vm.name}_DataDisk_{lun}", gb, lun)
+                                                    for lun, gb in enumerate(vm.data_disks_gb)]
 
     def instance_view(self, vm: VM) -> dict[str, Any]:
         """The VM's instance view: power state, agent status, extension handlers and statuses."""
-        g = vm.guest
+        g = settle_agent(vm)
         iv: dict[str, Any] = {
             "platformUpdateDomain": 0, "platformFaultDomain": 0, "computerName": vm.name,
             "hyperVGeneration": "V2",
-            "disks": [{"name": f"{vm.name}_OsDisk", "statuses": [
+            "disks": [{"name": name, "statuses": [
                 {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
-                 "time": vm.time_created}]}],
-            "bootDiagnostics": {},
+                 "time": vm.time_created}]} for name, _, _ in self._disks(vm)],
+            "bootDiagnostics": {},  # managed boot diagnostics: no blob URIs (VirtualMachineInstanceView spec)
             "isVMInStandbyPool": False,
             "statuses": [
                 {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
@@ -145,7 +178,7 @@ class ComputeModel:
             iv["vmAgent"] = {
                 "vmAgentVersion": g.agent_version,
                 "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
-                              "message": "GuestAgent is running and processing the extensions.", "time": _now()}],
+                              "message": "GuestAgent is running and processing the extensions.", "time": agent_time(vm)}],
                 "extensionHandlers": [
                     {"type": f"{e.publisher}.{e.type}", "typeHandlerVersion": e.version,
                      "status": {"code": f"ProvisioningState/{e.state.lower()}",
@@ -154,6 +187,7 @@ class ComputeModel:
                     for e in vm.extensions.values()],
             }
             iv["extensions"] = [self._ext_iv(e) for e in vm.extensions.values()]
+            iv["patchStatus"] = self._patch_status(vm)
         elif vm.power == "running":
             iv["vmAgent"] = {
                 "vmAgentVersion": "Unknown",
@@ -181,21 +215,29 @@ class ComputeModel:
                                            "id": f"/subscriptions/{vm.subscription}/resourceGroups/{vm.group}"
                                                  f"/providers/Microsoft.Compute/disks/{vm.name}_OsDisk"},
                            "diskSizeGB": 30},
-                "dataDisks": [],
+                "dataDisks": [{"lun": lun, "name": name, "createOption": "Empty", "caching": "ReadOnly",
+                               "managedDisk": {"storageAccountType": "Premium_LRS",
+                                               "id": f"/subscriptions/{vm.subscription}/resourceGroups/{vm.group}"
+                                                     f"/providers/Microsoft.Compute/disks/{name}"},
+                               "diskSizeGB": gb} for name, gb, lun in self._disks(vm) if lun is not None],
             },
             "osProfile": {"computerName": vm.name, "adminUsername": "azureuser", "secrets": [],
                           ("linuxConfiguration" if linux else "windowsConfiguration"): {"provisionVMAgent": True}
                           | ({} if linux else {"enableAutomaticUpdates": True})},
             "networkProfile": {"networkInterfaces": [
                 {"id": nic, "properties": {"primary": i == 0}} for i, nic in enumerate(vm.nic_ids)]},
+            # Trusted Launch is the default for new Gen2 VMs (azure-compute-docs trusted-launch.md)
+            "securityProfile": {"uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True},
+                                "securityType": "TrustedLaunch"},
             "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
+            "extensionsTimeBudget": "PT1H30M",  # the default real VMs report (spec: default 90 minutes)
             "provisioningState": "Succeeded",
             "timeCreated": vm.time_created,
         }
         if expand and expand.lower() == "instanceview":
             props["instanceView"] = self.instance_view(vm)
         return {"id": vm.id, "name": vm.name, "type": "Microsoft.Compute/virtualMachines", "location": vm.location,
-                "properties": props,
+                "etag": vm.etag, "properties": props,
                 "resources": [self.extension_json(vm, e) for e in vm.extensions.values()]}
 
 
@@ -307,62 +349,6 @@ def _apply_power(vm: VM, action: str) -> None:
         g.agent_hung = False  # a reboot revives a hung agent; an outdated one stays outdated
 
 
-def _run_command_mutates(sim: Simulator, r: Request) -> bool:
-    body = r.body if isinstance(r.body, dict) else {}
-    sid = script_id("\n".join(body.get("script") or []))
-    return SCRIPT_MUTATES.get(sid or "", True)
-
-
-def _run_command(sim: Simulator, r: Request) -> Response:
-    vm = sim.compute.get(r.params)
-    body = r.body if isinstance(r.body, dict) else None
-    if body is None or not body.get("commandId"):
-        raise ArmError(400, "InvalidParameter", "Required parameter 'commandId' is missing (null).")
-    command = body["commandId"]
-    if command not in ("RunShellScript", "RunPowerShellScript"):
-        raise ArmError(400, "InvalidParameter", f"The command id '{command}' is not supported by armsim.")
-    want = "Linux" if command == "RunShellScript" else "Windows"
-    if vm.guest.os_type != want:
-        raise ArmError(409, "OperationNotAllowed",
-                       f"Command {command} is not supported for {vm.guest.os_type} VM '{vm.name}'.")
-    if vm.power != "running":
-        raise ArmError(409, "OperationNotAllowed", "The operation requires the VM to be running (or set to run).")
-    if vm.run_command_busy:
-        raise ArmError(409, "Conflict", "Run command extension execution is in progress. "
-                       "Please wait for completion before invoking a run command.")
-    text = "\n".join(body.get("script") or [])
-    vm.run_command_busy = True
-    outcome: dict[str, Any] = {}
-
-    def apply() -> None:
-        if not vm.guest.responsive or vm.power != "running":
-            raise ArmError(409, "VMAgentStatusCommunicationError",
-                           f"VM '{vm.name}' has not reported status for VM agent or extensions. Verify that the OS "
-                           "is up and healthy, the VM has a running VM agent, and that it can establish outbound "
-                           "connections to Azure storage.")
-        code, out, err = run_script(vm.guest, text)
-        outcome.update(code=code, out=out, err=err)
-
-    def result() -> dict[str, Any]:
-        out, err = outcome["out"], outcome["err"]
-        state = "succeeded" if outcome["code"] == 0 else "failed"
-        if vm.guest.os_type == "Linux":
-            msg = f"Enable {state}: \n[stdout]\n{out}\n[stderr]\n{err}"
-            return {"value": [{"code": f"ProvisioningState/{state}", "level": "Info", "displayStatus": "Provisioning "
-                               f"{state}", "message": msg}]}
-        return {"value": [
-            {"code": "ComponentStatus/StdOut/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
-             "message": out},
-            {"code": "ComponentStatus/StdErr/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
-             "message": err}]}
-
-    def release() -> None:
-        vm.run_command_busy = False
-
-    op = sim.start_operation(r, apply=apply, result=result, release=release)
-    return sim.accepted(r, op, "Microsoft.Compute")
-
-
 _VM = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/virtualMachines"
 _API: dict[str, Any] = {"oldest_api": "2015-06-15", "newest_api": "2026-12-31", "resource_type": "virtualMachines"}
 
@@ -374,8 +360,8 @@ ROUTES = [
     Route("GET", _VM + "/{vmName}/extensions/{vmExtensionName}", _ext_get, "VirtualMachineExtensions_Get", **_API),
     Route("DELETE", _VM + "/{vmName}/extensions/{vmExtensionName}", _ext_delete, "VirtualMachineExtensions_Delete",
           mutating=True, **_API),
-    Route("POST", _VM + "/{vmName}/runCommand", _run_command, "VirtualMachines_RunCommand",
-          mutating=_run_command_mutates, **_API),
+    Route("POST", _VM + "/{vmName}/runCommand", run_command, "VirtualMachines_RunCommand",
+          mutating=run_command_mutates, **_API),
     Route("POST", _VM + "/{vmName}/powerOff", _power("powerOff"), "VirtualMachines_PowerOff", mutating=True, **_API),
     Route("POST", _VM + "/{vmName}/deallocate", _power("deallocate"), "VirtualMachines_Deallocate", mutating=True,
           **_API),

@@ -8,6 +8,7 @@ Kinds (defaults follow ../docs/armsim.md and the shapes ARM really sends):
 - ``conflict``    409 AnotherOperationInProgress
 - ``precondition`` 412 PreconditionFailed / PreconditionFailedEtagMismatch
 - ``reset``       the TCP connection is reset before any answer
+- ``lost_answer`` the request is carried out, then the connection is reset instead of the answer
 - ``latency``     the request is held `seconds` before it is served normally
 - ``lro_failed``  the request is accepted, its long-running operation ends Failed
 - ``lro_canceled`` accepted, then Canceled as superseded; the write is NOT applied
@@ -28,7 +29,7 @@ __all__ = ["Fault", "FaultBook", "KINDS"]
 
 KINDS = (
     "throttle", "busy", "server_error", "unavailable", "conflict", "precondition",
-    "reset", "latency", "lro_failed", "lro_canceled", "status",
+    "reset", "latency", "lro_failed", "lro_canceled", "status", "lost_answer",
 )
 
 _ids = itertools.count(1)

@@ -6,18 +6,27 @@ model, the effect each script has on a real guest:
 
 | id | what it does to the guest |
 |---|---|
-| linux-agent-status | reads the agent unit, state, version, distro, package manager, AutoUpdate |
-| linux-agent-restart | restarts the agent unit (revives a hung agent; the version does not change) |
-| linux-agent-upgrade | upgrades the agent package from the distro repository (to `repo_agent_version`, never down), sets AutoUpdate.Enabled=y, enables the unit, restarts it |
-| windows-vss-get | reads HKLM\\SOFTWARE\\Microsoft\\BcdrAgent USEVSSCOPYBACKUP, and whether SQL Server is installed |
-| windows-vss-set | writes it as REG_SZ TRUE |
-| windows-agent-restart | restarts WindowsAzureGuestAgent |
+| linux-agent-status | reads the agent unit, state, version, distro, package manager and package, auto-update |
+| linux-agent-restart | schedules a detached restart of the agent unit (revives a hung agent; the version does not change) |
+| linux-agent-upgrade | turns auto-update on and enables the unit at once; upgrades the package from the distro repository (to `repo_agent_version`, never down) and restarts the unit detached |
+| windows-vss-get | reads HKLM\\SOFTWARE\\Microsoft\\BcdrAgent USEVSSCOPYBACKUP (64-bit view), and whether SQL Server is installed |
+| windows-vss-set | writes it as REG_SZ TRUE (64-bit view) |
+| windows-agent-restart | schedules a detached restart of RdAgent and WindowsAzureGuestAgent |
 | windows-provider-get | reads the iaasvmprovider service's start type and status |
 | windows-provider-enable | sets iaasvmprovider to Automatic and starts it |
 
 Before applying a script, armsim checks that its text carries the commands and literals that
-effect needs (`SCRIPT_NEEDS`: the registry path and value, the service names, the package
-managers…), so a script whose id line is right but whose body would not do the job is refused too.
+effect needs (`SCRIPT_NEEDS`: the registry path, view and value, the service names, the package
+managers, the detaching commands…), so a script whose id line is right but whose body would not do
+the job is refused too.
+
+Scripts that restart the agent (`RESTARTS_AGENT`) must do it detached: Run Command runs through the
+agent, and Microsoft's Run Command docs warn that a script which stops or updates the agent leaves
+the Run Command Transitioning until it times out (azure-compute-docs run-command.md; Azure/azure-cli
+issue #14642: "restart the walinuxagent process while a run command script is executing" hangs it).
+`restart_mode` finds the detached job (the single-quoted `AGENT_JOB='…'` block on Linux, the
+`$job = '…'` scheduled-task command line on Windows); a restart, stop or package upgrade of the agent
+anywhere else in the text is inline, and the Run Command then hangs (see runcommand.py).
 
 Any other script text is refused: Run Command succeeds but stderr says the script is not
 understood and the exit code is 127, so a test can never pass on a script armsim did not model.
@@ -27,10 +36,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SCRIPT_MUTATES", "Guest", "Service", "run_script", "script_id", "version_tuple"]
+__all__ = ["RESTARTS_AGENT", "SCRIPT_MUTATES", "Guest", "ScriptRun", "Service", "restart_mode", "run_script",
+           "script_id", "version_tuple"]
 
 VSS_KEY = r"HKLM\SOFTWARE\Microsoft\BcdrAgent"
 VSS_VALUE = "USEVSSCOPYBACKUP"
@@ -45,25 +56,51 @@ SCRIPT_MUTATES = {
     "windows-provider-get": False,
     "windows-provider-enable": True,
 }
+RESTARTS_AGENT = frozenset({"linux-agent-restart", "linux-agent-upgrade", "windows-agent-restart"})
 
+_DETACH = ("AGENT_JOB='", "systemd-run", "--on-active", "setsid", "nohup")
+_REG64 = ("OpenBaseKey", "[Microsoft.Win32.RegistryView]::Registry64", "SOFTWARE\\Microsoft\\BcdrAgent",
+          "USEVSSCOPYBACKUP")
 SCRIPT_NEEDS: dict[str, tuple[str, ...]] = {
-    "linux-agent-status": ("systemctl cat", "waagent --version", "/etc/os-release", "AutoUpdate"),
-    "linux-agent-restart": ("systemctl restart", "walinuxagent", "waagent"),
-    "linux-agent-upgrade": ("apt-get", "--only-upgrade walinuxagent", "dnf", "WALinuxAgent", "zypper",
-                            "python-azure-agent", "AutoUpdate.Enabled=y", "systemctl enable", "systemctl restart"),
-    "windows-vss-get": ("HKLM:\\SOFTWARE\\Microsoft\\BcdrAgent", "USEVSSCOPYBACKUP", "Get-ItemProperty", "MSSQL"),
-    "windows-vss-set": ("HKLM:\\SOFTWARE\\Microsoft\\BcdrAgent", "USEVSSCOPYBACKUP", "New-ItemProperty",
-                        "-PropertyType String", "'TRUE'"),
-    "windows-agent-restart": ("Restart-Service", "WindowsAzureGuestAgent"),
+    "linux-agent-status": ("systemctl cat", "waagent --version", "/etc/os-release", "AutoUpdate\\.Enabled",
+                           "AutoUpdate\\.UpdateToLatestVersion", "pkg=waagent", "pkg=walinuxagent"),
+    "linux-agent-restart": (*_DETACH, "walinuxagent", "waagent"),
+    "linux-agent-upgrade": (*_DETACH, "apt-get", "--download-only", "dnf", "yum", "--downloadonly", "zypper",
+                            "pkg=walinuxagent", "pkg=waagent", "pkg=WALinuxAgent", "pkg=python-azure-agent",
+                            "AutoUpdate\\.UpdateToLatestVersion", "AutoUpdate\\.Enabled", "systemctl enable"),
+    "windows-vss-get": (*_REG64, "GetValue", "MSSQL"),
+    "windows-vss-set": (*_REG64, "SetValue", "[Microsoft.Win32.RegistryValueKind]::String", "'TRUE'"),
+    "windows-agent-restart": ("$job = '", "Register-ScheduledTask", "New-ScheduledTaskTrigger -Once"),
     "windows-provider-get": ("Get-Service", "iaasvmprovider", "StartType"),
     "windows-provider-enable": ("Set-Service", "-StartupType Automatic", "iaasvmprovider", "Start-Service"),
 }
+# What the detached job itself must carry (the restart, and for the upgrade the install).
+JOB_NEEDS: dict[str, tuple[str, ...]] = {
+    "linux-agent-restart": ("systemctl restart",),
+    "linux-agent-upgrade": ("apt-get", "install -y --only-upgrade", "-y update", "zypper --non-interactive update",
+                            "systemctl restart"),
+    "windows-agent-restart": ("Restart-Service", "RdAgent", "WindowsAzureGuestAgent"),
+}
 
-_PACKAGES = {
-    "apt": "walinuxagent",
-    "dnf": "WALinuxAgent",
-    "yum": "WALinuxAgent",
-    "zypper": "python-azure-agent",
+_LINUX_JOB = re.compile(r"^AGENT_JOB='\n.*?^'$", re.MULTILINE | re.DOTALL)
+_WINDOWS_JOB = re.compile(r"^\$job = '[^'\n]*'$", re.MULTILINE)
+# A command that restarts, stops or upgrades the agent, on a line that is not a comment.
+_INLINE_LINUX = re.compile(
+    r"^[^#\n]*(?:\bsystemctl\s+(?:-\S+\s+)*(?:restart|stop|try-restart|reload-or-restart|kill)\b"
+    r"|\bservice\s+\S+\s+(?:restart|stop)\b"
+    r"|\bapt-get\b(?![^\n]*--download-only)[^\n]*\binstall\b(?![^\n]*--download-only)"
+    r"|(?:\b(?:dnf|yum)|\"\$pm\")\s[^\n]*\b(?:update|upgrade|install)\b(?![^\n]*--downloadonly)"
+    r"|\bzypper\b[^\n]*\b(?:update|install)\b(?![^\n]*--download-only))", re.MULTILINE)
+_INLINE_WINDOWS = re.compile(r"^[^#\n]*(?:\b(?:Restart|Stop)-Service\b|\bnet(?:\.exe)?\s+stop\b)",
+                             re.MULTILINE | re.IGNORECASE)
+
+# Package per distribution (MicrosoftDocs/azure-compute-docs articles/virtual-machines/extensions/
+# update-linux-agent.md): Ubuntu walinuxagent, Debian waagent, RHEL family WALinuxAgent, SLES python-azure-agent.
+_DISTRO_PACKAGE = {
+    "ubuntu": "walinuxagent", "debian": "waagent",
+    "rhel": "WALinuxAgent", "centos": "WALinuxAgent", "almalinux": "WALinuxAgent", "rocky": "WALinuxAgent",
+    "ol": "WALinuxAgent", "fedora": "WALinuxAgent", "azurelinux": "WALinuxAgent", "mariner": "WALinuxAgent",
+    "sles": "python-azure-agent", "opensuse-leap": "python-azure-agent",
 }
 _DISTRO_PM = {
     "ubuntu": "apt", "debian": "apt",
@@ -106,6 +143,11 @@ class Guest:
     dhcp_enabled: bool = True
     cpu_percent: int = 15
     shut_down_inside: bool = False
+    agent_restarts: int = 0  # detached or inline restarts of the agent so far
+    agent_report_time: str | None = None  # while a restart is pending: the time of the agent's last report
+    pending_restart: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    pending_reads: int = 0  # instance-view reads left before the pending restart lands anyway
+    agent_started_at: str | None = None  # the restarted agent's first report (reads may hurry the restart)
 
     @property
     def package_manager(self) -> str | None:
@@ -132,6 +174,7 @@ class Guest:
             "agent_service": self.agent_service, "agent_version": self.agent_version,
             "agent_hung": self.agent_hung, "auto_update": self.auto_update,
             "shut_down_inside": self.shut_down_inside, "sql_server": self.sql_server,
+            "agent_restarts": self.agent_restarts, "agent_report_time": self.agent_report_time,
             "registry": {f"{k}\\{n}": v for (k, n), v in self.registry.items()},
             "services": {s.name: {"start_type": s.start_type, "running": s.running}
                          for s in self.services.values()},
@@ -144,84 +187,122 @@ def script_id(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def restart_mode(sid: str | None, text: str) -> str | None:
+    """For a script that restarts the agent: "inline" (it restarts, stops or upgrades the agent outside its
+    detached job, or has no such job) or "detached"; None for any other script."""
+    if sid not in RESTARTS_AGENT:
+        return None
+    body = text.replace("\\\n", " ")  # shell line continuations
+    if sid.startswith("linux-"):
+        jobs, inline = _LINUX_JOB.findall(body), _INLINE_LINUX.search(_LINUX_JOB.sub("", body))
+    else:
+        jobs, inline = _WINDOWS_JOB.findall(body), _INLINE_WINDOWS.search(_WINDOWS_JOB.sub("", body))
+    return "inline" if inline or len(jobs) != 1 else "detached"
+
+
+@dataclass
+class ScriptRun:
+    """What a script did: exit code, stdout, stderr, and the detached agent restart it left behind, if any."""
+
+    code: int
+    out: str
+    err: str
+    restart: Callable[[], None] | None = None
+
+
 def _result(sid: str, **values: Any) -> str:
     return "RUNBOOKS_RESULT " + json.dumps({"script": sid, **values})
 
 
-def run_script(guest: Guest, text: str) -> tuple[int, str, str]:
-    """Apply a recognised script to the guest; returns (exit code, stdout, stderr)."""
+def run_script(guest: Guest, text: str, *, restart_at: str = "") -> ScriptRun:
+    """Apply a recognised script to the guest. A detached restart comes back as `restart` (the caller runs it
+    when its time comes; `restart_at` is when the restarted agent reports). An inline restart is applied
+    here; the caller makes its Run Command hang (`restart_mode`)."""
     sid = script_id(text)
     if sid is None or sid not in SCRIPT_MUTATES:
-        return 127, "", f"armsim: script not understood (id {sid!r}); see armsim/guest.py"
-    missing = [t for t in (*SCRIPT_NEEDS[sid], "RUNBOOKS_RESULT") if t not in text]
-    if missing:
-        return 127, "", f"armsim: script {sid} lacks what its effect needs: {', '.join(missing)}"
+        return ScriptRun(127, "", f"armsim: script not understood (id {sid!r}); see armsim/guest.py")
     expected = "Linux" if sid.startswith("linux-") else "Windows"
     if guest.os_type != expected:
-        return 127, "", f"armsim: a {expected} script cannot run on a {guest.os_type} guest"
-    return _HANDLERS[sid](guest, sid)
+        return ScriptRun(127, "", f"armsim: a {expected} script cannot run on a {guest.os_type} guest")
+    if restart_mode(sid, text) == "inline":
+        _restart(guest, upgrade=sid == "linux-agent-upgrade")
+        return ScriptRun(0, "", "")
+    job = "".join(_LINUX_JOB.findall(text) or _WINDOWS_JOB.findall(text))
+    missing = [t for t in (*SCRIPT_NEEDS[sid], "RUNBOOKS_RESULT") if t not in text]
+    missing += [f"{t} (in the detached job)" for t in JOB_NEEDS.get(sid, ()) if t not in job]
+    if missing:
+        return ScriptRun(127, "", f"armsim: script {sid} lacks what its effect needs: {', '.join(missing)}")
+    return _HANDLERS[sid](guest, sid, restart_at)
 
 
-def _linux_status(g: Guest, sid: str) -> tuple[int, str, str]:
-    return 0, _result(sid, unit=g.agent_service, active=not g.agent_hung, enabled=True,
-                      version=g.agent_version, distro=g.distro, distro_version=g.distro_version,
-                      package_manager=g.package_manager, auto_update=g.auto_update), ""
-
-
-def _linux_restart(g: Guest, sid: str) -> tuple[int, str, str]:
-    g.agent_hung = False
-    return 0, f"restarted {g.agent_service}.service\n" + _result(sid, unit=g.agent_service, active=True), ""
-
-
-def _linux_upgrade(g: Guest, sid: str) -> tuple[int, str, str]:
-    pm = g.package_manager
-    if pm is None:
-        return 3, _result(sid, error="unsupported-distro", distro=g.distro), f"unsupported distro {g.distro}\n"
-    before = g.agent_version
-    if version_tuple(g.repo_agent_version) > version_tuple(before):
+def _restart(g: Guest, *, upgrade: bool = False) -> None:
+    """The agent restarts (an upgrade first installs the repository's version, never a lower one)."""
+    if upgrade and version_tuple(g.repo_agent_version) > version_tuple(g.agent_version):
         g.agent_version = g.repo_agent_version
-    g.auto_update = True
     g.agent_hung = False
-    log = f"{pm}: {_PACKAGES[pm]} {before} -> {g.agent_version}\n"
-    return 0, log + _result(sid, unit=g.agent_service, package=_PACKAGES[pm], package_manager=pm,
-                            before=before, after=g.agent_version, auto_update=True, enabled=True,
-                            active=True), ""
+    g.agent_restarts += 1
+    g.agent_report_time = None
 
 
-def _vss_get(g: Guest, sid: str) -> tuple[int, str, str]:
+def _linux_status(g: Guest, sid: str, _at: str) -> ScriptRun:
+    return ScriptRun(0, _result(sid, unit=g.agent_service, active=not g.agent_hung, enabled=True,
+                                version=g.agent_version, distro=g.distro, distro_version=g.distro_version,
+                                package_manager=g.package_manager, package=_DISTRO_PACKAGE.get(g.distro),
+                                auto_update=g.auto_update), "")
+
+
+def _linux_restart(g: Guest, sid: str, at: str) -> ScriptRun:
+    out = _result(sid, unit=g.agent_service, scheduled=True, how="systemd-run", delay=10, restart_at=at)
+    return ScriptRun(0, f"Running timer as unit: run-u42.timer\n{out}", "", lambda: _restart(g))
+
+
+def _linux_upgrade(g: Guest, sid: str, at: str) -> ScriptRun:
+    pm, pkg = g.package_manager, _DISTRO_PACKAGE.get(g.distro)
+    if pm is None or pkg is None:
+        return ScriptRun(3, _result(sid, error="unsupported-distro", distro=g.distro), f"unsupported distro {g.distro}\n")
+    g.auto_update = True
+    out = _result(sid, unit=g.agent_service, package=pkg, package_manager=pm, before=g.agent_version,
+                  auto_update=True, enabled=True, scheduled=True, how="systemd-run", delay=10, restart_at=at,
+                  log="/var/log/azure-runbooks-agent-job.log")
+    return ScriptRun(0, out, f"{pm}: {pkg} downloaded\n", lambda: _restart(g, upgrade=True))
+
+
+def _vss_get(g: Guest, sid: str, _at: str) -> ScriptRun:
     v = g.registry_value(VSS_KEY, VSS_VALUE)
-    return 0, _result(sid, exists=v is not None, value=v[1] if v else None, type=v[0] if v else None,
-                      sql_server=g.sql_server), ""
+    return ScriptRun(0, _result(sid, exists=v is not None, value=v[1] if v else None, type=v[0] if v else None,
+                                sql_server=g.sql_server, view="Registry64"), "")
 
 
-def _vss_set(g: Guest, sid: str) -> tuple[int, str, str]:
+def _vss_set(g: Guest, sid: str, _at: str) -> ScriptRun:
     v = g.registry_value(VSS_KEY, VSS_VALUE)
     g.registry[(VSS_KEY.lower(), VSS_VALUE.lower())] = ("REG_SZ", "TRUE")
-    return 0, _result(sid, before=v[1] if v else None, value="TRUE", type="REG_SZ"), ""
+    return ScriptRun(0, _result(sid, before=v[1] if v else None, value="TRUE", type="REG_SZ", view="Registry64"), "")
 
 
-def _win_agent_restart(g: Guest, sid: str) -> tuple[int, str, str]:
-    g.agent_hung = False
-    return 0, _result(sid, service="WindowsAzureGuestAgent", status="Running"), ""
+def _win_agent_restart(g: Guest, sid: str, at: str) -> ScriptRun:
+    out = _result(sid, services=["RdAgent", "WindowsAzureGuestAgent"], scheduled=True, how="scheduled-task",
+                  task="runbooks-agent-restart", delay=10, restart_at=at)
+    return ScriptRun(0, out, "", lambda: _restart(g))
 
 
-def _provider_get(g: Guest, sid: str) -> tuple[int, str, str]:
+def _provider_get(g: Guest, sid: str, _at: str) -> ScriptRun:
     s = g.service("iaasvmprovider")
-    return 0, _result(sid, service="iaasvmprovider", exists=s is not None,
-                      start_type=s.start_type if s else None,
-                      status=("Running" if s.running else "Stopped") if s else None), ""
+    return ScriptRun(0, _result(sid, service="iaasvmprovider", exists=s is not None,
+                                start_type=s.start_type if s else None,
+                                status=("Running" if s.running else "Stopped") if s else None), "")
 
 
-def _provider_enable(g: Guest, sid: str) -> tuple[int, str, str]:
+def _provider_enable(g: Guest, sid: str, _at: str) -> ScriptRun:
     s = g.service("iaasvmprovider")
     if s is None:
-        return 1, _result(sid, error="service-missing", service="iaasvmprovider"), "service not found\n"
+        return ScriptRun(1, _result(sid, error="service-missing", service="iaasvmprovider"), "service not found\n")
     before = s.start_type
     s.start_type, s.running = "Automatic", True
-    return 0, _result(sid, service="iaasvmprovider", before=before, start_type="Automatic", status="Running"), ""
+    return ScriptRun(0, _result(sid, service="iaasvmprovider", before=before, start_type="Automatic",
+                                status="Running"), "")
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[Guest, str, str], ScriptRun]] = {
     "linux-agent-status": _linux_status,
     "linux-agent-restart": _linux_restart,
     "linux-agent-upgrade": _linux_upgrade,

@@ -1,4 +1,4 @@
-"""Long-running operations: accepted now, finished after N status polls or T seconds, then applied."""
+"""Long-running operations: accepted now, ended by T simulated seconds on armsim's clock (sooner by N status polls), then applied."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class Operation:
 
 
 class Operations:
-    """Every operation of one simulator, advanced lazily by polls and by the clock."""
+    """Every operation of one simulator: `tick` (before each request) lets the clock end them, polls hurry them."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock

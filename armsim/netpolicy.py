@@ -1,4 +1,4 @@
-"""How Azure decides whether an NSG lets a packet out: priority order, first match, default rules.
+"""How Azure decides whether an NSG lets a packet out (priority order, first match, default rules), and its limits.
 
 armsim keeps its own evaluator (it imports nothing from the project under test), so the
 remediation's planner and this judge of reachability are two independent implementations.
@@ -10,7 +10,10 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["DEFAULT_RULES", "address_matches", "first_match", "port_matches"]
+from .arm import ArmError
+
+__all__ = ["DEFAULT_RULES", "MAX_PREFIXES_PER_NSG", "MAX_RULES_PER_NSG", "address_matches", "check_limits", "first_match",
+           "port_matches"]
 
 _VNET = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
@@ -102,3 +105,29 @@ def first_match(rules: Iterable[Mapping[str, Any]], *, direction: str, protocol:
             continue
         return rule
     raise AssertionError("the default DenyAll rules always match")
+
+
+# Per NSG, not per rule; source and destination counted separately (MicrosoftDocs/azure-docs
+# includes/azure-virtual-network-limits.md). Errors: SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached
+# (kubernetes-sigs/cloud-provider-azure issue #2725), SecurityRuleCountLimitReached (azure-rest-api-specs #3003).
+MAX_PREFIXES_PER_NSG = 4000
+MAX_RULES_PER_NSG = 1000
+
+
+def _entries(props: Mapping[str, Any], side: str) -> int:
+    """How many addresses/prefixes a rule lists on one side (every entry counts, a tag or `*` too: assumed)."""
+    return len(props.get(f"{side}AddressPrefixes") or []) + (1 if props.get(f"{side}AddressPrefix") else 0)
+
+
+def check_limits(nsg_id: str, others: list[Mapping[str, Any]], props: Mapping[str, Any]) -> None:
+    """400 when an NSG holding `others` and this rule would pass its rule count or its per-side prefix limit."""
+    if len(others) + 1 > MAX_RULES_PER_NSG:
+        raise ArmError(400, "SecurityRuleCountLimitReached",
+                       f"A security group cannot have more than {MAX_RULES_PER_NSG} security rules.")
+    for side, label in (("source", "SourceAddressPrefixes"), ("destination", "DestinationAddressPrefixes")):
+        total = sum(_entries(p, side) for p in others) + _entries(props, side)
+        if total > MAX_PREFIXES_PER_NSG:
+            raise ArmError(400, "SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached",
+                           f"Network security group {nsg_id} has {total} {label}. A security group cannot have "
+                           f"more than {MAX_PREFIXES_PER_NSG} {label} as per the limit "
+                           "MaxSecurityRuleAddressesOrPortsPerSecurityGroup.")

@@ -6,6 +6,8 @@ Write semantics copied from real NRP behaviour (docs/armsim.md, arm-fault-semant
 - a rule write or delete holds the NSG until its operation ends; a second writer meanwhile gets
   429 RetryableError / RetryableErrorDueToAnotherOperation with Retry-After;
 - two rules may not share priority and direction: 400 SecurityRuleConflict;
+- an NSG's limits (4,000 prefixes per side over all rules, 1,000 rules): see `netpolicy.check_limits`;
+- prefixes are stored as written, a tag in the wrong case too (Azure/azure-cli #15462);
 - If-Match / If-None-Match are checked against weak etags: 412 PreconditionFailed;
 - a failed or superseded (Canceled) write is rolled back: clients must re-read to know.
 """
@@ -20,7 +22,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, new_etag, not_found
-from .netpolicy import DEFAULT_RULES, first_match
+from .netpolicy import DEFAULT_RULES, check_limits, first_match
 from .netviews import effective_nsgs, service_tags
 from .routing import Route
 
@@ -201,12 +203,17 @@ class NetworkModel:
                 out.append((self.nsgs[sn.nsg_id.lower()], "subnet", nic))
         return out
 
+    def regional_tag(self, service: str, region: str) -> str | None:
+        """The name the Service Tags data gives `service`'s tag for `region` (by its `region` field), as listed."""
+        want = region.replace(" ", "").lower()
+        return next((v["name"] for v in self.tag_data["values"]
+                     if v["name"].split(".")[0].lower() == service.lower() and v["region"].lower() == want), None)
+
     def storage_blocked(self, vm: VM, port: int = 443) -> str | None:
-        """Why the VM cannot reach every Storage.<region> prefix on TCP `port`, or None when it can."""
+        """Why the VM cannot reach every prefix of its region's Storage tag on TCP `port`, or None when it can."""
         import ipaddress
 
-        region_tag = next((t for t in self.tags if t.lower() == f"storage.{vm.location.lower()}"), None)
-        prefixes = self.tags.get(region_tag or "", [])
+        prefixes = self.tags.get(self.regional_tag("Storage", vm.location) or "", [])
         for nsg, scope, nic in self.nsgs_for(vm):
             for prefix in prefixes:
                 net = ipaddress.ip_network(prefix)
@@ -300,6 +307,7 @@ def _rule_put(sim: Simulator, r: Request) -> Response:
     _check_preconditions(r, current, nsg.etag)
     body = r.body if isinstance(r.body, dict) else {}
     props = _validate_rule(name, body.get("properties"))
+    check_limits(nsg.id, [r["properties"] for k, r in nsg.rules.items() if k != key], props)
     for other in nsg.rules.values():
         op = other["properties"]
         if (other["name"].lower() != key and op["priority"] == props["priority"]

@@ -27,6 +27,7 @@ class Route:
     oldest_api: str = "2015-01-01"
     newest_api: str = "2026-12-31"
     resource_type: str = ""
+    arm: bool = True  # False: a data-plane endpoint (an Automation webhook) served without ARM's api-version check
 
     def pattern(self) -> re.Pattern[str]:
         """The compiled regular expression for `template`."""

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 import trustme
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from . import automation_control
 from .arm import ArmError, Request, Response
 from .sim import Settings, Simulator
 
@@ -99,10 +100,12 @@ class _App:
         headers["_url"] = f"https://{host}{path}" + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
         try:
             body = json.loads(raw) if raw.strip() else None
-        except ValueError:
-            resp = _json(400, ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.").body())
-            return self._send(start_response, resp)
-        request = Request(method, path, query, headers, body)
+        except (ValueError, RecursionError):
+            if path.rstrip("/").lower() != "/webhooks":  # a webhook takes any body (automation-webhooks.md)
+                resp = _json(400, ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.").body())
+                return self._send(start_response, resp)
+            body = None
+        request = Request(method, path, query, headers, body, raw=raw)
         if path.startswith("/_armsim/") or path == "/_armsim":
             return self._send(start_response, self._control(request))
         return self._send(start_response, self._arm(request, environ))
@@ -133,6 +136,10 @@ class _App:
                 _reset(environ)
             elif fault.kind in ("lro_failed", "lro_canceled"):
                 request.params["_lro_fault"] = fault.kind
+            elif fault.kind == "lost_answer":  # carried out, then the answer is lost
+                sim.serve(request, route)
+                sim.record(request.method, request.path, 0, mutating, route.operation)
+                _reset(environ)
             else:
                 err = fault.error()
                 sim.record(request.method, request.path, err.status, mutating, route.operation)
@@ -175,19 +182,30 @@ class _App:
             for k, v in body.items():
                 setattr(sim.settings, k, v)
             return _json(200, asdict(sim.settings))
+        if what == "/clock" and m == "GET":
+            return _json(200, sim.clock.describe())
+        if what == "/clock" and m == "POST":  # {"advance": seconds}: time moves on, jobs and operations with it
+            try:
+                return _json(200, sim.advance_clock(float(body.get("advance", 0))))
+            except (TypeError, ValueError) as e:
+                return _json(400, {"error": {"code": "InvalidClock", "message": str(e)}})
+        if what.startswith("/automation/"):
+            return automation_control.control(sim, request, what[len("/automation"):])
         if what == "/state" and m == "GET":
             return _json(200, sim.compute.describe())
         return _json(501, {"error": {"code": "NotImplemented",
                                      "message": f"armsim control does not serve {m} {request.path}"}})
 
     def _send(self, start_response: Any, resp: Response) -> list[bytes]:
-        payload = b"" if resp.body is None or resp.status == 204 else json.dumps(resp.body).encode()
+        text = isinstance(resp.body, str) and resp.headers.get("Content-Type", "").startswith("text/")
+        payload = (str(resp.body).encode() if text else
+                   b"" if resp.body is None or resp.status == 204 else json.dumps(resp.body).encode())
         headers = {
             "x-ms-request-id": str(uuid.uuid4()),
             "x-ms-correlation-request-id": str(uuid.uuid4()),
             **resp.headers,
         }
-        if payload:
+        if payload and not text:
             headers["Content-Type"] = "application/json; charset=utf-8"
         headers["Content-Length"] = str(len(payload))
         reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}.get(resp.status, "Status")

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import automation, backup, compute, network
+from . import automation, automation_assets, automation_jobs, backup, compute, network
 from .arm import ArmError, Request, Response, check_api_version
+from .clock import SimClock
 from .faults import FaultBook
 from .lro import Operation, Operations
 from .routing import Route, Router
@@ -20,12 +21,19 @@ __all__ = ["Settings", "Simulator"]
 
 @dataclass
 class Settings:
-    """Timing knobs: how many status polls (or seconds) an operation or backup job takes."""
+    """Timing knobs: the clock's speed, and how many seconds (or, sooner, status polls) an operation or job takes.
+
+    Seconds are simulated (`SimClock`): time alone ends every operation and job; polls only hurry
+    them (`lro_polls`, `backup_job_polls`; 0 polls ends an operation at once and turns the backup
+    job hurry off; 0 seconds means time never ends it). `clock_speed` (> 0) applies from the next
+    request.
+    """
 
     lro_polls: int = 1
-    lro_seconds: float = 0.0
+    lro_seconds: float = 30.0  # assumed: ARM LROs of the kinds armsim serves end in seconds to minutes
     backup_job_polls: int = 2
-    backup_job_seconds: float = 0.0
+    backup_job_seconds: float = 1223.0  # the example job took 00:20:23 (azure-docs backup-azure-arm-userestapi-managejobs.md)
+    clock_speed: float = 1.0
     nsg_write_polls: int = 1
     nsg_write_seconds: float = 5.0  # NRP finishes a write on its own even if nobody polls
     latency: float = 0.0
@@ -38,7 +46,7 @@ class Simulator:
 
     def __init__(self, scenario: str = "demo", *, clock: Callable[[], float] | None = None,
                  settings: Settings | None = None) -> None:
-        self.clock = clock or time.monotonic
+        self.clock = SimClock(clock or time.monotonic)
         self.lock = threading.RLock()
         self.faults = FaultBook()
         self.settings = settings or Settings()
@@ -54,6 +62,8 @@ class Simulator:
 
         with self.lock:
             self.scenario_name = scenario or self.scenario_name
+            self._sync_clock()
+            self.clock.resync()
             self.ops = Operations(self.clock)
             self.compute = compute.ComputeModel(self)
             self.network = network.NetworkModel(self)
@@ -76,6 +86,26 @@ class Simulator:
         with self.lock:
             self._log.append({"method": method, "path": path, "status": status,
                               "mutating": mutating, "operation": operation})
+
+    # --- the clock ---------------------------------------------------------------------------
+    def _sync_clock(self) -> None:
+        speed = self.settings.clock_speed
+        if isinstance(speed, (int, float)) and speed > 0 and speed != self.clock.speed:
+            self.clock.set_speed(speed)
+
+    def tick(self) -> None:
+        """Let time act: end every operation and backup job whose time has come (before each request)."""
+        with self.lock:
+            self._sync_clock()
+            self.ops.tick()
+            self.backup.tick()
+
+    def advance_clock(self, seconds: float) -> dict[str, object]:
+        """Move simulated time `seconds` ahead and let it act; the clock's new state."""
+        with self.lock:
+            self.clock.advance(seconds)
+            self.tick()
+            return self.clock.describe()
 
     # --- long-running operations -------------------------------------------------------------
     def start_operation(self, request: Request, *, polls: int | None = None, **kw: Any) -> Operation:
@@ -119,8 +149,9 @@ class Simulator:
         op = self.ops.get(request.params["operationId"])
         if op is None:
             raise ArmError(404, "OperationNotFound", f"Operation {request.params['operationId']} not found.")
-        if op.status == "InProgress":
-            return Response(202, None, {"Location": request.headers.get("_url", "")})
+        if op.status == "InProgress":  # a poll's 202 may carry Retry-After, as the first answer does
+            retry = {"Retry-After": str(self.settings.lro_retry_after)} if self.settings.lro_retry_after else {}
+            return Response(202, None, {"Location": request.headers.get("_url", ""), **retry})
         return self.operation_result(op)
 
     def operation_result(self, op: Operation) -> Response:
@@ -139,7 +170,8 @@ class Simulator:
                              f"{prov}/operations/read"))
             ops.append(Route("GET", base + "/operationResults/{operationId}", Simulator._op_result,
                              f"{prov}/operationResults/read"))
-        return [*compute.ROUTES, *network.ROUTES, *backup.ROUTES, *automation.ROUTES, *ops]
+        return [*compute.ROUTES, *network.ROUTES, *backup.ROUTES, *automation_jobs.ROUTES,
+                *automation_assets.ROUTES, *ops]
 
     def scopes(self) -> dict[str, set[str]]:
         """Known subscriptions (lower-case) and, per subscription, the groups any resource lives in."""
@@ -165,10 +197,11 @@ class Simulator:
     def serve(self, request: Request, route: Route) -> Response:
         """Run one matched request under the state lock; ARM errors become their envelopes."""
         with self.lock:
-            self.ops.tick()
+            self.tick()
             try:
-                check_api_version(request.query, oldest=route.oldest_api, newest=route.newest_api,
-                                  resource_type=route.resource_type or route.operation)
+                if route.arm:
+                    check_api_version(request.query, oldest=route.oldest_api, newest=route.newest_api,
+                                      resource_type=route.resource_type or route.operation)
                 self.check_scope(request.params)
                 return route.handler(self, request)
             except ArmError as e:

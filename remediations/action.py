@@ -8,15 +8,16 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from .azure import Azure
-from .errors import ArmCallError, RemediationError, arm_error
+from .errors import ArmCallError, Interrupted, OperationTimedOut, RemediationError, arm_error
 from .model import Change, Outcome, Plan
+from .polling import check_stop, settle
 from .target import Target
 
-__all__ = ["Action", "ActionParams", "OnChange"]
+__all__ = ["Action", "ActionParams", "OnChange", "after_error"]
 
 P = TypeVar("P", bound="ActionParams")
 F = TypeVar("F")
-OnChange = Callable[[Change, "str | None", str], None]  # (change, correlation id, "applied" | "error after sending: CODE")
+OnChange = Callable[[Change, "str | None", str], None]  # (change, correlation id, "sending" | "applied" | "failed: CODE" | "unknown: CODE")
 
 
 class ActionParams(BaseModel):
@@ -76,6 +77,7 @@ class Action(Generic[P, F]):
 
             attempts = [plan]
             maybe_done: list[Change] = []
+            unsure: set[int] = set()  # ids of errors met after a write was accepted: re-read and re-plan
 
             def unit() -> list[Change]:
                 # A retry re-reads and re-plans from fresh state; it never replays a stale plan.
@@ -83,13 +85,23 @@ class Action(Generic[P, F]):
                 done: list[Change] = []
                 for change in current.changes:
                     azure.calls.correlation_id = None
+                    azure.calls.write_status = None
+                    azure.poll_guard.forget()
+                    check_stop()  # Ctrl-C: never start another write
+                    if on_change is not None:
+                        on_change(change, None, "sending")  # the intent, before the request leaves
                     try:
                         note = self.execute(azure, params, change)
-                    except Exception as e:
-                        if not _rejected(e):  # the request may have been carried out before the error
+                    except BaseException as e:
+                        verdict = after_error(e, getattr(azure.calls, "write_status", None))
+                        if verdict == "unknown":
                             maybe_done.append(change)
-                            if on_change is not None:
-                                on_change(change, azure.last_correlation_id(), f"error after sending: {arm_error(e).code}")
+                            if not isinstance(e, (Interrupted, OperationTimedOut)):
+                                unsure.add(id(e))
+                                _settle(azure)  # accepted, then a poll failed: wait for its fate, never resend blind
+                        if on_change is not None:
+                            code = arm_error(e).code if isinstance(e, Exception) else type(e).__name__
+                            on_change(change, azure.last_correlation_id(), f"{verdict}: {code}")
                         raise
                     cid = azure.last_correlation_id()
                     if cid:
@@ -101,12 +113,13 @@ class Action(Generic[P, F]):
                     done.append(change)
                 return done
 
-            applied = azure.call(unit, also=self.also_retry)
+            applied = azure.call(unit, also=lambda e: self.also_retry(e) or id(e) in unsure)
             after = azure.call(self.preview, azure, params)
             result = getattr(self, "last_result", {}) or {}
             if not applied and not maybe_done and after.empty:  # done meanwhile by someone else
                 return Outcome(action=self.name, target=target, status="unchanged", reason=after.reason,
                                evidence=[*evidence, *after.notes], correlation_ids=correlation, result=result)
+            applied = applied or maybe_done  # a write whose answer was lost, then found carried out
             if not after.empty:
                 return Outcome(action=self.name, target=target, status="failed", changes=applied,
                                reason="did not converge: still planned: "
@@ -139,7 +152,35 @@ class Action(Generic[P, F]):
         return cls.Params(**values)
 
 
-def _rejected(exc: BaseException) -> bool:
-    """Whether ARM refused the request itself (a 4xx on the first response), so nothing was changed."""
-    status = getattr(exc, "status_code", None)
-    return isinstance(status, int) and 400 <= status < 500 and "operation failed" not in str(exc).lower()
+def _settle(azure: Azure) -> None:
+    """Best effort: follow the write's accepted operation to its end before the retry re-reads and re-plans."""
+    try:
+        settle(azure)
+    except Exception:  # the re-plan decides; this only avoids a second write while the first is in flight
+        return
+
+
+def after_error(exc: BaseException, write_status: int | None) -> str:
+    """The audit outcome of a write that raised: "failed" (refused, or ended failed) or "unknown" (may be done).
+
+    `write_status` is the HTTP status of the write's own answer (None: no answer came).
+    """
+    response = getattr(exc, "response", None)
+    request = getattr(response, "request", None)
+    method = str(getattr(request, "method", "") or "").upper()
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    if isinstance(exc, (Interrupted, OperationTimedOut, KeyboardInterrupt)):
+        return "unknown"  # stopped waiting: the operation may still end either way
+    if write_status is None:  # no answer to a write: nothing left (an earlier read failed) or the answer was lost
+        return "failed" if method in ("GET", "HEAD") and isinstance(status, int) and status >= 400 else "unknown"
+    if 400 <= write_status < 500:
+        return "failed"  # ARM refused the request itself
+    if write_status >= 500:
+        return "unknown"
+    if isinstance(exc, ArmCallError) and exc.status is None:
+        return "failed"  # the action saw its operation or job end failed
+    if method in ("GET", "HEAD") and isinstance(status, int) and status >= 400:
+        return "unknown"  # a fault on a poll (429, 404, 5xx): the write may still be carried out
+    if isinstance(status, int) and status < 400:
+        return "failed"  # the operation's status poll answered 200 with a terminal Failed/Canceled
+    return "unknown"

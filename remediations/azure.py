@@ -14,7 +14,6 @@ SDK modules are imported lazily, inside the properties that need them.
 from __future__ import annotations
 
 import contextvars
-import ipaddress
 import json
 import random
 import re
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
+from .endpoint import check_endpoint
 from .errors import BadInput, ReadOnlyViolation, arm_error
 from .scripts import SCRIPTS
 
@@ -140,6 +140,7 @@ class AzureConfig:
     polling_interval: float | None = None
     read_timeout: float = 300.0
     retry: RetrySettings = field(default_factory=RetrySettings)
+    operation_seconds: float = 900.0  # deadline of every long-running operation's polls (polling.PollGuard)
 
     @property
     def endpoint(self) -> str:
@@ -148,14 +149,8 @@ class AzureConfig:
 
     @property
     def loopback(self) -> bool:
-        """Whether the endpoint is on this machine (armsim): only then is no credential used."""
-        host = urlparse(self.endpoint).hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        """Whether the endpoint is on this machine (armsim): only then is no credential used (see endpoint.py)."""
+        return check_endpoint(self.endpoint).loopback
 
 
 class Azure:
@@ -164,15 +159,16 @@ class Azure:
     def __init__(self, config: AzureConfig, *, credential: Any = None) -> None:
         if config.cloud not in CLOUDS:
             raise BadInput(f"unknown cloud {config.cloud!r}; known: {', '.join(CLOUDS)}")
-        endpoint = urlparse(config.endpoint)
-        if endpoint.scheme != "https" or not endpoint.hostname:
-            raise BadInput(f"ARM endpoint must be an https URL, not {config.endpoint!r}")
+        check_endpoint(config.endpoint)
         self.config = config
         self.subscription = config.subscription
         self._credential = credential
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.calls = threading.local()
+        from .polling import PollGuard
+
+        self.poll_guard = PollGuard(config.retry.retry_after_cap, config.operation_seconds)
 
     # --- credential and clients --------------------------------------------------------------
     def credential(self) -> Any:
@@ -202,7 +198,7 @@ class Azure:
             "retry_total": 0,  # tenacity owns retries (see module docstring)
             "polling_interval": interval,
             "per_call_policies": [_ReadOnlyPolicy(c.read_only)],
-            "per_retry_policies": [_Recorder(self)],
+            "per_retry_policies": [_Recorder(self), self.poll_guard],
             "logging_enable": False,
             "read_timeout": c.read_timeout,
         }
@@ -327,7 +323,7 @@ class _ReadOnlyPolicy(_policy_base()):  # type: ignore[misc]
 
 
 class _Recorder(_policy_base()):  # type: ignore[misc]
-    """Remembers the correlation id of each response, per thread (for the audit trail)."""
+    """Remembers the correlation id and status of each write's answer, per thread (for the audit trail)."""
 
     def __init__(self, azure: Azure) -> None:
         self.azure = azure
@@ -337,3 +333,4 @@ class _Recorder(_policy_base()):  # type: ignore[misc]
             return  # keep the id of the write, not of the polls that follow it
         headers = response.http_response.headers
         self.azure.calls.correlation_id = headers.get("x-ms-correlation-request-id")
+        self.azure.calls.write_status = response.http_response.status_code  # the write's own answer

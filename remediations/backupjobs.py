@@ -1,4 +1,4 @@
-"""Backup job history, shared by diagnosis (facts) and trigger-backup: the jobs filter, a typed job view, per-VM matching, and Azure's on-demand caps."""
+"""Backup job history, shared by diagnosis (facts) and trigger-backup: the jobs filter, a typed job view, per-VM matching, and Azure's on-demand limit."""
 
 from __future__ import annotations
 
@@ -11,24 +11,38 @@ from typing import Any
 __all__ = [
     "ACTIVE",
     "CONTAINER_PREFIX",
-    "MAX_ATTEMPTS_PER_24H",
-    "MAX_ON_DEMAND_PER_DAY",
+    "ON_DEMAND_HARD_LIMIT",
+    "ON_DEMAND_RECOMMENDED",
+    "REFUSED_CODES",
     "SUCCEEDED",
     "JobView",
     "arm_container",
     "cap_refusal",
+    "cap_warning",
     "for_vm",
     "job_view",
     "jobs_filter",
+    "latest_failure",
+    "on_demand_today",
     "parse_time",
     "when",
 ]
 
-# Azure's limits on backups of one VM, checked from the job history before triggering another.
-MAX_ON_DEMAND_PER_DAY = 3  # on-demand (isUserTriggered) backups per UTC day
-MAX_ATTEMPTS_PER_24H = 9  # backup attempts of any kind in a rolling 24 hours
+# On-demand backups of one VM, counted from its job history before triggering another. The Azure VM backup
+# support matrix (MicrosoftDocs/azure-docs articles/backup/backup-support-matrix-iaas.md, and
+# backup-azure-manage-vms.md): "Four backups per day: one scheduled ... and three on-demand ... hard limit for
+# on-demand backups is set to nine attempts in a 24 hour UTC period". Three is Microsoft's recommendation (warn
+# past it), nine the hard limit (refuse at it); scheduled backups do not count.
+ON_DEMAND_RECOMMENDED = 3  # on-demand backups per UTC day Microsoft recommends
+ON_DEMAND_HARD_LIMIT = 9  # on-demand attempts per UTC day Azure allows
 
 ACTIVE = ("inprogress", "cancelling")
+# A trigger while another backup of the item runs makes a job that fails at once with this code
+# (azure-docs articles/backup/backup-azure-troubleshoot-vm-backup-fails-snapshot-timeout.md, "UserErrorBackupOperationInProgress":
+# "Your recent backup job failed because there is an existing backup job in progress"; docs.azure.cn lists it
+# as "UserErrorBackupOperationInProgress/SystemBackupOperationInProgress"). Such a job says nothing about the VM.
+REFUSED_CODES = ("usererrorbackupoperationinprogress", "systembackupoperationinprogress")
+_REFUSED_TEXT = "another backup operation is currently in progress"
 SUCCEEDED = ("completed", "completedwithwarnings")
 CONTAINER_PREFIX = "IaasVMContainer;"
 _TIME_FORMAT = "%Y-%m-%d %I:%M:%S %p"  # what azure-cli sends in the jobs $filter (UTC)
@@ -105,6 +119,12 @@ class JobView:
         return self.status.lower() in SUCCEEDED
 
     @property
+    def refused(self) -> bool:
+        """Whether the job failed only because another backup of the item was running (not the VM's error)."""
+        return self.status.lower() == "failed" and (
+            (self.error_title or "").lower() in REFUSED_CODES or _REFUSED_TEXT in self.error_message.lower())
+
+    @property
     def error(self) -> str:
         """The error title (symbolic code) or number, for reasons and error codes."""
         if self.error_title:
@@ -149,18 +169,37 @@ def for_vm(jobs: Iterable[JobView], vm: str, container: str) -> list[JobView]:
     return sorted(mine, key=lambda j: j.start or oldest, reverse=True)
 
 
+def latest_failure(jobs: Iterable[JobView]) -> JobView | None:
+    """The newest job that failed for a reason of the VM's own: refused triggers (REFUSED_CODES) are skipped."""
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    failed = [j for j in jobs if j.status.lower() == "failed" and not j.refused]
+    return max(failed, key=lambda j: j.start or oldest, default=None)
+
+
+def on_demand_today(jobs: Iterable[JobView], now: datetime) -> list[JobView]:
+    """The on-demand (isUserTriggered) jobs, failed ones included, started since 00:00 UTC of `now`'s day."""
+    day = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [j for j in jobs if j.user and j.start is not None and j.start >= day]
+
+
+def _next_midnight(now: datetime) -> datetime:
+    return now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
 def cap_refusal(jobs: Sequence[JobView], vm: str, now: datetime) -> tuple[str, str] | None:
-    """(reason, manual step) when another backup now would exceed Azure's caps; None when allowed."""
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    on_demand = [j for j in jobs if j.user and j.start and j.start >= day]
-    if len(on_demand) >= MAX_ON_DEMAND_PER_DAY:
-        return (f"refused: {len(on_demand)} on-demand backups of {vm} already ran today (UTC); Azure allows "
-                f"{MAX_ON_DEMAND_PER_DAY} per UTC day",
-                f"wait until 00:00 UTC ({when(day + timedelta(days=1))}), then run trigger-backup on {vm} again")
-    recent = sorted(j.start for j in jobs if j.start and j.start > now - timedelta(hours=24))
-    if len(recent) >= MAX_ATTEMPTS_PER_24H:
-        free = recent[len(recent) - MAX_ATTEMPTS_PER_24H] + timedelta(hours=24)
-        return (f"refused: {len(recent)} backup attempts of {vm} in the last 24 h; Azure allows "
-                f"{MAX_ATTEMPTS_PER_24H} per 24 h",
-                f"wait until {when(free)}, when the oldest of them is 24 h old, then run trigger-backup on {vm} again")
-    return None
+    """(reason, manual step) when another on-demand backup now would pass Azure's hard limit; None when allowed."""
+    used = len(on_demand_today(jobs, now))
+    if used < ON_DEMAND_HARD_LIMIT:
+        return None
+    return (f"refused: {used} on-demand backup attempts of {vm} already ran today (UTC); Azure's hard limit is "
+            f"{ON_DEMAND_HARD_LIMIT} per UTC day (scheduled backups do not count)",
+            f"wait until 00:00 UTC ({when(_next_midnight(now))}), then run trigger-backup on {vm} again")
+
+
+def cap_warning(jobs: Sequence[JobView], vm: str, now: datetime) -> str | None:
+    """A note when another on-demand backup now would pass Microsoft's recommendation (but not the hard limit)."""
+    used = len(on_demand_today(jobs, now))
+    if used < ON_DEMAND_RECOMMENDED:
+        return None
+    return (f"warning: this is on-demand backup {used + 1} of {vm} today (UTC); Microsoft recommends at most "
+            f"{ON_DEMAND_RECOMMENDED} a day, Azure refuses after {ON_DEMAND_HARD_LIMIT}")

@@ -7,6 +7,8 @@ from typing import Any
 __all__ = [
     "ArmCallError",
     "BadInput",
+    "Interrupted",
+    "OperationTimedOut",
     "ReadOnlyViolation",
     "RemediationError",
     "Withheld",
@@ -69,3 +71,14 @@ def arm_error(exc: BaseException) -> ArmCallError:
         code = type(exc).__name__
     return ArmCallError(status, code, message, correlation_id=headers.get("x-ms-correlation-request-id"),
                         outer_code=outer)
+
+
+class Interrupted(RemediationError):
+    """Ctrl-C asked to stop: raised before the next write or poll (exit code 130)."""
+
+
+class OperationTimedOut(ArmCallError):
+    """A long-running operation passed its deadline; the message names it and its last status."""
+
+    def __init__(self, name: str, seconds: float, last: str) -> None:
+        super().__init__(None, "OperationTimedOut", f"{name} did not finish within {seconds:g}s; last status {last}")

@@ -5,8 +5,9 @@ For a running one-NIC VM the reads are: the VM with its instance view; the NIC's
 together); the backup status lookup (vault and item); the vault's recent backup jobs. Two reads
 are made only when they can change a verdict: the region's service tags (only when an outbound
 rule for TCP 443 names specific prefixes or tags rather than `*`/`Internet`) and
-Resource Health (only when a running VM's agent is not Ready, to tell "shut down from inside"
-from "agent hung"). Service tags are cached per process and region, so a fleet reads them once.
+Resource Health (only when the VM shows PowerState/stopped, to tell a guest shut down from inside,
+annotated VirtualMachineStoppedInternally, from a stop through the platform). Service tags are
+cached per process and region, so a fleet reads them once.
 A stopped VM has no effective NSGs: then the NIC, its subnet and each NSG are read instead.
 """
 
@@ -21,7 +22,7 @@ from .azure import Azure
 from .backupjobs import JobView, for_vm, job_view, jobs_filter
 from .netaddr import TagResolver
 from .netrules import NsgView, Rule, port_in
-from .reads import VmView, read_vm
+from .reads import VmView, read_health, read_vm
 from .target import Target
 
 __all__ = [
@@ -64,13 +65,13 @@ class Facts:
 
     @property
     def last_failed(self) -> JobView | None:
-        """The VM's most recent failed backup job."""
-        return next((j for j in self.jobs if j.status == "Failed"), None)
+        """The VM's most recent failed backup job, a trigger refused while another backup ran excepted."""
+        return next((j for j in self.jobs if j.status == "Failed" and not j.refused), None)
 
     @property
     def latest(self) -> JobView | None:
-        """The VM's most recent backup job of any status."""
-        return self.jobs[0] if self.jobs else None
+        """The VM's most recent backup job of any status, a trigger refused while another backup ran excepted."""
+        return next((j for j in self.jobs if not j.refused), None)
 
 
 def service_tags(azure: Azure, region: str) -> TagResolver:
@@ -175,9 +176,8 @@ def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int,
         nsgs = tuple(seen.values())
     tags = service_tags(azure, vm.location) if nsgs and _needs_tags(nsgs, ports) else None
     health = None
-    if vm.running and not vm.agent_ready:
-        h = azure.call(azure.health.availability_statuses.get_by_resource, vm.id.lstrip("/")).as_dict()
-        health = h.get("properties") or {}
+    if vm.power_state == "stopped":  # from inside the guest or through the platform: Resource Health says which
+        health = read_health(azure, vm.id)
     item = backup_item(azure, vm)
     history = recent_jobs(azure, item, vm.name) if item and jobs else ()
     return Facts(target, vm, nsgs, tags, health, item, history)

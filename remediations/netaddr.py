@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +21,6 @@ __all__ = [
     "port_ranges",
     "prefix_set",
     "probe_addresses",
-    "storage_tag",
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -97,11 +97,6 @@ def merged_port_ranges(specs: Iterable[str]) -> tuple[tuple[int, int], ...]:
     return tuple(merged)
 
 
-def storage_tag(region: str) -> str:
-    """The regional Storage service tag, e.g. ``Storage.eastus`` for "East US"."""
-    return f"Storage.{region.replace(' ', '').lower()}"
-
-
 def probe_addresses(prefix: str) -> tuple[str, ...]:
     """First and last usable address of an IPv4 prefix; () for IPv6 or non-literal prefixes."""
     net = parse_net(prefix)
@@ -165,11 +160,18 @@ class TagResolver:
     """Resolve service tags (case-insensitive) and literal prefixes to address membership."""
 
     def __init__(
-        self, tags: Mapping[str, Sequence[str]] | None = None, virtual_network: Sequence[str] = ()
+        self,
+        tags: Mapping[str, Sequence[str]] | None = None,
+        virtual_network: Sequence[str] = (),
+        regions: Mapping[str, str] | None = None,
     ) -> None:
         self._tags: dict[str, list[str]] = {}
+        self._names: dict[str, str] = {}  # lower-case key -> the name as the Service Tags API spells it
         for name, prefixes in (tags or {}).items():
-            self._tags.setdefault(name.strip().lower(), []).extend(str(p) for p in prefixes)
+            key = name.strip().lower()
+            self._tags.setdefault(key, []).extend(str(p) for p in prefixes)
+            self._names.setdefault(key, name.strip())
+        self._regions = {k.strip().lower(): v.replace(" ", "").lower() for k, v in (regions or {}).items() if v}
         self._vnet = [str(p) for p in virtual_network]
         self._cache: dict[str, _Intervals] = {}
 
@@ -179,12 +181,35 @@ class TagResolver:
     ) -> TagResolver:
         """Build from a Service Tags API body (``values[].name`` / ``properties.addressPrefixes``)."""
         tags: dict[str, list[str]] = {}
+        regions: dict[str, str] = {}
         for value in payload.get("values") or []:
             props = value.get("properties") or {}
-            tags.setdefault(str(value.get("name") or value.get("id")), []).extend(
-                props.get("addressPrefixes") or []
-            )
-        return cls(tags, virtual_network)
+            name = str(value.get("name") or value.get("id"))
+            tags.setdefault(name, []).extend(props.get("addressPrefixes") or [])
+            if props.get("region"):
+                regions[name] = str(props["region"])
+        return cls(tags, virtual_network, regions)
+
+    def with_virtual_network(self, virtual_network: Sequence[str]) -> TagResolver:
+        """The same service tags (shared, not copied) with ``virtual_network`` as the VirtualNetwork prefixes."""
+        clone = copy.copy(self)
+        clone._vnet, clone._cache = [str(p) for p in virtual_network], {}
+        return clone
+
+    def regional(self, service: str, region: str) -> str:
+        """The name the Service Tags API gives ``service``'s tag for ``region`` (``Storage.EastUS``); UnknownTag if none.
+
+        The name is taken as listed, never built from the region: the API spells regions in its
+        own case (``Storage.EastUS`` but ``AzureCloud.eastus``), and the portal cannot map a
+        wrong-case tag in a rule (Azure/azure-cli issue #15462). A tag is matched by the API's
+        ``properties.region``; a resolver built without regions matches ``<service>.<region>``.
+        """
+        want, base = region.replace(" ", "").lower(), service.strip().lower()
+        for key, name in self._names.items():
+            head, dot, tail = key.partition(".")
+            if head == base and (self._regions.get(key) or (tail if dot else None)) == want:
+                return name
+        raise UnknownTag(f"the Service Tags API lists no {service} tag for region {region!r}")
 
     def known(self, tag: str) -> bool:
         """Whether ``tag`` is a tag this resolver can evaluate (VirtualNetwork/Internet always are)."""

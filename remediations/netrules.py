@@ -18,7 +18,6 @@ from .netaddr import (
     port_in,
     prefix_set,
     probe_addresses,
-    storage_tag,
 )
 
 __all__ = [
@@ -281,8 +280,13 @@ def evaluate(
     return Verdict(True, None, tuple(dict.fromkeys(unknown)))
 
 
+def storage_tag(resolver: TagResolver, region: str) -> str:
+    """The regional Storage service tag as the Service Tags API names it (``Storage.EastUS``); UnknownTag if none."""
+    return resolver.regional("Storage", region)
+
+
 def _storage_prefixes(resolver: TagResolver, region: str) -> list[str]:
-    tag = storage_tag(region)
+    tag = storage_tag(resolver, region)
     v4 = [p for p in dict.fromkeys(resolver.prefixes(tag)) if probe_addresses(p)]
     if not v4:
         raise UnknownTag(f"service tag {tag!r} is unknown or has no IPv4 prefixes")
@@ -331,14 +335,16 @@ def plan_allow_rules(
     region: str,
     mode: Literal["service-tag", "ip-ranges"] = "service-tag",
     resolver: TagResolver,
-    max_prefixes_per_rule: int = 4000,
     name_prefix: str = "allow-azure-backup",
 ) -> list[Rule]:
-    """Outbound Allow rules for ``nsg``, each placed just before the rule blocking its port."""
+    """Outbound Allow rules for ``nsg``, one per blocked port, each placed just before the rule blocking it.
+
+    The destination is the regional Storage tag as the Service Tags API names it, or (ip-ranges) all
+    of that tag's IPv4 prefixes in one rule: Azure limits the prefixes a whole NSG holds, not a rule
+    (see MAX_NSG_PREFIXES and check_prefix_room).
+    """
     if mode not in ("service-tag", "ip-ranges"):
         raise ValueError(f"unknown mode {mode!r}")
-    if max_prefixes_per_rule < 1:
-        raise ValueError("max_prefixes_per_rule must be >= 1")
     blockers: dict[int, Rule] = {}
     for b in blocked:
         if b.nsg_id.lower() == nsg.id.lower():
@@ -347,46 +353,33 @@ def plan_allow_rules(
                 blockers[b.port] = b.rule
     if not blockers:
         return []
-    tag = storage_tag(region)
-    if mode == "service-tag":
-        chunks: list[tuple[str, ...]] = [(tag,)]
-    else:
-        v4 = _storage_prefixes(resolver, region)
-        step = max_prefixes_per_rule
-        chunks = [tuple(v4[i : i + step]) for i in range(0, len(v4), step)]
-
-    def name(port: int, i: int) -> str:
-        return f"{name_prefix}-{port}" if mode == "service-tag" else f"{name_prefix}-{port}-{i:02d}"
-
-    ours = {name(port, i).lower() for port in blockers for i in range(1, len(chunks) + 1)}
+    tag = storage_tag(resolver, region)
+    dest = (tag,) if mode == "service-tag" else tuple(_storage_prefixes(resolver, region))
+    suffix = "" if mode == "service-tag" else "-01"  # "-01": the name earlier (chunked) versions gave their first rule
+    names = {port: f"{name_prefix}-{port}{suffix}" for port in blockers}
     # A same-named existing rule is replaced by the PUT, so its priority is free for us.
+    ours = {n.lower() for n in names.values()}
     taken = {r.priority for r in nsg.rules if r.direction == "Outbound" and r.name.lower() not in ours}
     planned: list[Rule] = []
     for port in sorted(blockers):
-        for i, chunk in enumerate(chunks, 1):
-            prio = _free_priority(taken, blockers[port], nsg)
-            taken.add(prio)
-            planned.append(
-                Rule(
-                    name=name(port, i),
-                    priority=prio,
-                    direction="Outbound",
-                    access="Allow",
-                    protocol="Tcp",
-                    source_prefixes=("*",),
-                    source_ports=("*",),
-                    dest_prefixes=chunk,
-                    dest_ports=(str(port),),
-                    description=f"Azure Backup: allow TCP {port} to {tag}",
-                )
-            )
+        prio = _free_priority(taken, blockers[port], nsg)
+        taken.add(prio)
+        planned.append(Rule(name=names[port], priority=prio, direction="Outbound", access="Allow", protocol="Tcp",
+                            source_prefixes=("*",), source_ports=("*",), dest_prefixes=dest,
+                            dest_ports=(str(port),), description=f"Azure Backup: allow TCP {port} to {tag}"))
     return planned
 
 
+def _tags(prefixes: Iterable[str]) -> frozenset[str]:
+    return frozenset(p.strip() for p in prefixes if not is_wildcard(p) and parse_net(p) is None)
+
+
 def same_rule(a: Rule, b: Rule) -> bool:
-    """Semantic equality: case-insensitive names/tags, equal port sets and prefix sets as networks."""
+    """Semantic equality: equal port sets, prefix sets as networks, tags spelled alike (the API's case matters)."""
     return (
         a.name.lower() == b.name.lower()
+        and _tags(a.source_prefixes) == _tags(b.source_prefixes)
+        and _tags(a.dest_prefixes) == _tags(b.dest_prefixes)
         and a.priority == b.priority
         and (a.direction, a.access, a.protocol) == (b.direction, b.access, b.protocol)
         and merged_port_ranges(a.source_ports) == merged_port_ranges(b.source_ports)

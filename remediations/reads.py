@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .azure import Azure
-from .errors import RemediationError
+from .azure import Azure, is_transient
+from .errors import RemediationError, arm_error
 from .scripts import output_text, parse_result, script
 from .target import Target
 
@@ -18,8 +18,10 @@ __all__ = [
     "BACKUP_EXTENSION_TYPES",
     "BACKUP_PUBLISHER",
     "ExtensionView",
+    "STOPPED_INTERNALLY",
     "ScriptFailed",
     "VmView",
+    "read_health",
     "read_vm",
     "run_script",
     "shut_down_inside",
@@ -112,19 +114,40 @@ def vm_view(d: dict[str, Any]) -> VmView:
                   agent.get("vmAgentVersion"), agent_message, tuple(exts), nics, d)
 
 
-_INSIDE = ("shut down from inside", "shut down from within", "shutdown from within", "shutdown from inside",
-           "shut down inside")
+STOPPED_INTERNALLY = "VirtualMachineStoppedInternally"
+# Its description in Resource Health ("…or due to a guest activity from within the Virtual Machine");
+# a stop through the platform is VirtualMachineStopInitiatedByControlPlane, whose text lacks it.
+# Source: azure-monitor-docs articles/service-health/resource-health-vm-annotation.md.
+_GUEST_ACTIVITY = "guest activity from within the virtual machine"
 
 
 def shut_down_inside(health: dict[str, Any] | None) -> bool:
-    """Resource Health says the guest OS was shut down from inside the VM (Unavailable, customer initiated,
-    and a summary that says so): a user restart or an unplanned outage is not this."""
+    """Resource Health carries the VirtualMachineStoppedInternally annotation: the guest was shut down from inside.
+
+    Reads an availability status's `properties` (the annotation's description is its summary) or a
+    Resource Graph `resourceannotations` record's properties (`annotationName`). A stop through the
+    platform, a restart or an outage is not this.
+    """
     if not health:
         return False
-    summary = str(health.get("summary") or "").lower()
-    return (str(health.get("availabilityState") or "").lower() == "unavailable"
-            and "customer" in str(health.get("reasonType") or "").lower()
-            and any(k in summary for k in _INSIDE))
+    if str(health.get("annotationName") or "") == STOPPED_INTERNALLY:
+        return True
+    text = " ".join(str(health.get(k) or "") for k in ("title", "summary", "detailedStatus")).lower()
+    return STOPPED_INTERNALLY.lower() in text or _GUEST_ACTIVITY in text
+
+
+def read_health(azure: Azure, vm_id: str) -> dict[str, Any]:
+    """The VM's Resource Health availability status `properties`; `{"error": code}` when it cannot be read."""
+    from azure.core.exceptions import HttpResponseError
+
+    try:
+        status = azure.call(azure.health.availability_statuses.get_by_resource, vm_id.lstrip("/"))
+    except HttpResponseError as e:  # advisory: a transient failure is retried by the caller's policy
+        if is_transient(e):
+            raise
+        return {"error": arm_error(e).code}
+    d = status.as_dict() if hasattr(status, "as_dict") else dict(status)
+    return dict(d.get("properties") or {})
 
 
 def read_vm(azure: Azure, target: Target) -> VmView:

@@ -8,10 +8,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from remediations.errors import BadInput
 from remediations.target import Target, parse_target
 
-__all__ = ["Alert", "Trigger", "is_vault_id", "read_trigger", "resource_parts"]
+__all__ = ["MAX_DATA", "MAX_DEPTH", "Alert", "Nesting", "Trigger", "is_vault_id", "nesting", "read_trigger", "resource_parts"]
+
+MAX_DATA = 1 << 20  # characters of data an entry script reads (a real alert is a few KB)
+MAX_DEPTH = 64  # JSON nesting levels (the common alert schema needs fewer than 10)
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _VM_IN = re.compile(r"/subscriptions/[^/\s\"]+/resourceGroups/[^/\s\"]+/providers/Microsoft\.Compute/"
@@ -42,8 +47,47 @@ class Trigger:
     alert: Alert | None = None
 
 
+@dataclass
+class Nesting:
+    """A running scan of JSON text: the deepest [ / { nesting seen and the nesting still open (strings ignored)."""
+
+    deepest: int = 0
+    depth: int = 0
+    in_string: bool = False
+    escaped: bool = False
+
+    def feed(self, text: str) -> Nesting:
+        """Scan more text; returns self."""
+        for c in text:
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif c == "\\":
+                    self.escaped = True
+                elif c == '"':
+                    self.in_string = False
+            elif c == '"':
+                self.in_string = True
+            elif c in "[{":
+                self.depth += 1
+                self.deepest = max(self.deepest, self.depth)
+            elif c in "]}":
+                self.depth = max(self.depth - 1, 0)
+        return self
+
+
+def nesting(text: str) -> tuple[int, int]:
+    """(the deepest [ / { nesting in `text`, the nesting still open at its end), ignoring JSON strings."""
+    n = Nesting().feed(text)
+    return n.deepest, n.depth
+
+
 def _json(text: str) -> Any:
     """JSON from `text`, also when it is embedded in a wrapper (e.g. a PowerShell-style WebhookData string)."""
+    if len(text) > MAX_DATA:
+        raise BadInput(f"the data is {len(text)} characters; at most {MAX_DATA} are read")
+    if nesting(text)[0] > MAX_DEPTH:
+        raise BadInput(f"the data nests deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(text)
     except ValueError:
@@ -80,7 +124,13 @@ def _item_target(item_id: str, vault_sub: str | None) -> Target | None:
     """The VM behind a protected item ID (…/protectedItems/VM;iaasvmcontainerv2;<rg>;<vm>)."""
     m = re.search(r"/protectedItems/vm;iaasvmcontainer(?:v2)?;([^;/]+);([^;/]+)$", item_id, re.I)
     sub = vault_sub or (item_id.split("/")[2] if item_id.lower().startswith("/subscriptions/") else None)
-    return Target(subscription=sub, resource_group=m.group(1), name=m.group(2)) if m and sub else None
+    if not (m and sub):
+        return None
+    try:
+        return Target(subscription=sub, resource_group=m.group(1), name=m.group(2))
+    except ValidationError as e:
+        raise BadInput(f"protectedItemId names no valid VM: {str(e.errors()[0].get('msg', e)).removeprefix('Value error, ')}"
+                       ) from None
 
 
 def _alert_targets(ctx: dict[str, Any], vault_sub: str | None) -> list[Target]:
@@ -112,9 +162,16 @@ def _alert(doc: dict[str, Any]) -> Trigger:
     targets_ids = [t for t in ess.get("alertTargetIDs") or [] if isinstance(t, str)]
     vault_id = next((t for t in targets_ids if "/microsoft.recoveryservices/vaults/" in t.lower()), None)
     job_id = (ctx.get("extendedInfo") or {}).get("jobId") if isinstance(ctx.get("extendedInfo"), dict) else None
+    job_id = job_id or ctx.get("jobId")
+    for key, value in (("category", ctx.get("category")), ("jobId", job_id), ("protectedItemId", ctx.get("protectedItemId"))):
+        if value is not None and not isinstance(value, str):
+            raise BadInput(f"alertContext.{key} is a {type(value).__name__}, not a string")
+    if job_id is not None:  # a job's name, or its resource ID (then its last segment)
+        job_id = job_id.rstrip("/").rsplit("/", 1)[-1]
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", job_id):
+            raise BadInput("alertContext jobId is not a backup job ID")
     alert = Alert(str(ess.get("alertRule") or "?"), str(ess.get("monitorCondition") or ""),
-                  str(ess.get("monitoringService") or ""), vault_id,
-                  job_id or ctx.get("jobId"), ctx.get("category"))
+                  str(ess.get("monitoringService") or ""), vault_id, job_id, ctx.get("category"))
     source = f"alert '{alert.rule}' ({alert.service or 'unknown service'}, {alert.condition or 'no condition'})"
     ignore = None
     item = str(ctx.get("protectedItemId") or "")
@@ -142,6 +199,10 @@ def read_trigger(data: str) -> Trigger:
     if text.startswith("/subscriptions/") and _VM_IN.fullmatch(text.rstrip("/")):
         return Trigger("VM resource ID", (_vm_target(text),))
     doc = _unwrap(_json(text))
+    for _ in range(3):  # the serialized alert, serialized again (a JSON string literal), maybe twice
+        if not isinstance(doc, str):
+            break
+        doc = _unwrap(_json(doc))
     if isinstance(doc, list):
         if not doc or not all(isinstance(v, str) and _VM_IN.fullmatch(v.strip().rstrip("/")) for v in doc):
             raise BadInput("a JSON list must hold VM resource IDs only")

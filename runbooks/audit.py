@@ -1,4 +1,7 @@
-"""The audit trail: one JSON line per applied change (time, VM, action, before, after, correlation id)."""
+"""The audit trail: one JSON line per write intent ("sending") and one per its outcome ("applied", "failed", "unknown").
+
+The file is created 0600 in a folder created 0700, and checked writable before the first request.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from remediations.errors import BadInput
 from remediations.model import Change
 from remediations.target import Target
 
-__all__ = ["AuditTrail", "default_audit_path"]
+__all__ = ["OUTCOMES", "AuditTrail", "default_audit_path"]
+
+OUTCOMES = ("sending", "applied", "failed", "unknown")
 
 
 def default_audit_path() -> Path:
@@ -28,6 +34,19 @@ class AuditTrail:
         self.path = Path(path)
         self._lock = threading.Lock()
 
+    def check(self) -> AuditTrail:
+        """Create the folder (0700) if missing; BadInput unless the file can be appended to (created 0600 on first write)."""
+        try:
+            if not self.path.parent.is_dir():
+                self.path.parent.mkdir(mode=0o700, parents=True)
+            if self.path.exists():
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
+            elif not os.access(self.path.parent, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as e:
+            raise BadInput(f"audit file {str(self.path)!r} cannot be written: {e.strerror or e}") from None
+        return self
+
     def recorder(self, target: Target) -> Callable[[Change, str | None, str], None]:
         """An on_change callback for one VM."""
         def record(change: Change, correlation_id: str | None, outcome: str = "applied") -> None:
@@ -35,14 +54,22 @@ class AuditTrail:
         return record
 
     def write(self, target: Target, change: Change, correlation_id: str | None, outcome: str = "applied") -> None:
-        """Append one line for a change made (or possibly made: outcome "error after sending: CODE"); no secrets."""
+        """Append one line: the intent ("sending") or the outcome, optionally "failed: CODE"/"unknown: CODE"; no secrets."""
+        status, _, error = outcome.partition(": ")
         line = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "vm": target.id, "action": change.action, "kind": change.kind, "resource": change.resource,
             "resource_id": change.resource_id, "summary": change.summary, "before": change.before,
-            "after": change.after, "outcome": outcome, "correlation_id": correlation_id,
+            "after": change.after, "outcome": status if status in OUTCOMES else outcome,
+            "error": error or None, "correlation_id": correlation_id,
         }
+        data = (json.dumps(line, default=str) + "\n").encode("utf-8")
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(line, default=str) + "\n")
+            if not self.path.parent.is_dir():
+                self.path.parent.mkdir(mode=0o700, parents=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)

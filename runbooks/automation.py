@@ -26,7 +26,7 @@ from remediations.backupjobs import JobView, job_view
 from remediations.errors import BadInput, arm_error
 from remediations.target import Target
 
-from .alerts import Alert, Trigger, is_vault_id, read_trigger, resource_parts
+from .alerts import MAX_DATA, Alert, Nesting, Trigger, is_vault_id, read_trigger, resource_parts
 
 __all__ = ["ENTRIES", "Alert", "Output", "Settings", "Trigger", "alert_error", "child_parameters", "connect", "fan_out",
            "fix_one", "is_vault_id", "job_error", "parse_argv", "read_job", "read_trigger", "resolve", "resource_parts",
@@ -55,6 +55,7 @@ class Settings:
     backup_wait_seconds: float = 3600.0
     hours: float = 24.0
     vault: str | None = None
+    vaults: str | None = None
     automation_account: str | None = None
     runbook: str = "fix_backup_failure"
     concurrency: int = 5
@@ -67,6 +68,7 @@ class Settings:
         return self.mode != "apply"
 
 
+_VAULT = r"/subscriptions/[^/,]+/resourceGroups/[^/,]+/providers/Microsoft\.RecoveryServices/vaults/[^/,]+"
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("apply", "dry-run"), "credential": ("managed-identity", "default"), "cloud": tuple(CLOUDS),
     "egress_mode": ("service-tag", "ip-ranges"), "allow_disruptive": ("true", "false"), "backup": ("true", "false")}
@@ -75,8 +77,8 @@ _RANGES: dict[str, tuple[type, float, float]] = {
     "concurrency": (int, 1, 50), "poll_seconds": (float, 0.01, 600), "timeout_seconds": (float, 1, 7 * 24 * 3600)}
 _PATTERNS: dict[str, tuple[str, str]] = {
     "client_id": (_GUID, "a GUID"), "error": (r"[A-Za-z0-9_.:-]{1,100}", "an error code"),
-    "vault": (r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.RecoveryServices/vaults/[^/]+/?",
-              "a Recovery Services vault resource ID"),
+    "vault": (_VAULT + "/?", "a Recovery Services vault resource ID"),
+    "vaults": (f"{_VAULT}(?:,{_VAULT})*", "Recovery Services vault resource IDs, comma-separated"),
     "automation_account": (r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Automation/"
                            r"automationAccounts/[^/]+/?", "an Automation account resource ID"),
     "runbook": (r"[A-Za-z][A-Za-z0-9_-]{0,62}", "a runbook name")}
@@ -109,23 +111,40 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "preview_change_window": ("hours", "egress_mode", *_COMMON),
     "fan_out": ("automation_account", "runbook", "concurrency", "poll_seconds", "timeout_seconds", "vault", "hours",
                 *[k for k in _FIX if k != "error"], *_COMMON),
+    "sweep_backup_failures": ("vaults", "automation_account", "runbook", "concurrency", "poll_seconds",
+                              "timeout_seconds", "hours", *[k for k in _FIX if k != "error"], *_COMMON),
 }
 # What a fan-out forwards to each child job (resolved values, so a child runs exactly as configured here).
 FORWARDED = ("mode", "allow_disruptive", "egress_mode", "retention_days", "backup", "backup_wait_seconds",
              "client_id", "credential", "cloud")
 
 
+def _encoded_setting(token: str) -> re.Match[str] | None:
+    """A key=value setting sent JSON-encoded ('"mode=apply"'), as a client may send every job parameter."""
+    if len(token) < 2 or token[0] != '"' or token[-1] != '"':
+        return None
+    try:
+        value = json.loads(token)
+    except ValueError:
+        return None
+    return _SETTING.fullmatch(value) if isinstance(value, str) else None
+
+
 def parse_argv(argv: list[str], entry: str) -> tuple[str | None, dict[str, str]]:
     """(the data, the key=value settings) of `argv`; an unknown or repeated key is BadInput."""
     data: list[str] = []
     given: dict[str, str] = {}
+    if sum(len(t) + 1 for t in argv[1:]) > MAX_DATA:
+        raise BadInput(f"the arguments hold more than {MAX_DATA} characters")
+    scan = Nesting()
     for token in argv[1:]:
         token = token.strip()
-        m = _SETTING.fullmatch(token)
+        m = _SETTING.fullmatch(token) or _encoded_setting(token)
         if not token:
             continue
-        if m is None:
+        if m is None or scan.depth > 0 or scan.in_string:  # inside a JSON document split over arguments: data
             data.append(token)
+            scan.feed(token + " ")
             continue
         key, value = m.group(1), m.group(2)
         if key not in ENTRIES[entry]:
@@ -197,6 +216,10 @@ def alert_error(azure: Azure, s: Settings, trigger: Trigger, t: Target, *, say: 
         return None, None
     if operation and operation.lower() != "backup":
         return None, f"job {alert.job_id} is a {operation} job, not a backup"
+    if info.refused:  # another backup held the VM: no error of the VM's own (docs/concurrency.md)
+        say(f"{t.name}: job {alert.job_id} was refused ({info.error}: another backup was in progress); "
+            "using the VM's latest failed job")
+        return None, None
     error = info.error_title or (str(info.error_number) if info.error_number is not None else None)
     say(f"{t.name}: job {alert.job_id} {info.status} with {error or 'no recorded error'}")
     return error, None

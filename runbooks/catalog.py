@@ -8,7 +8,7 @@ codes Azure Backup reports for the same failures (docs/error-codes.md).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = ["CATALOG", "CAUSES", "Cause", "ErrorEntry", "lookup", "match_error"]
 
@@ -39,8 +39,13 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
           fixes=("upgrade-linux-agent", "restart-guest-agent"),
           manual=("If it keeps failing, collect /var/lib/waagent/*.xml, /var/log/waagent.log and /var/log/azure/* "
                   "with Logs.Verbose=y in /etc/waagent.conf.",)),
-    Cause("C4.shutdown", "guest shut down from inside (RDP/SSH) while the platform reports it running",
-          fixes=("power-off",)),
+    # Azure shows such a VM PowerState/stopped (states-billing.md) and annotates it
+    # VirtualMachineStoppedInternally (resource-health-vm-annotation.md): the 2017 fix, a platform
+    # power-off, is already done; a backup of it is crash-consistent. What remains is a person's choice.
+    Cause("C4.shutdown", "guest shut down from inside (RDP/SSH): the VM is stopped but still allocated",
+          manual=("Start the VM through the platform (az vm start) if it should run: application-consistent "
+                  "backups need it running. If it should stay off, deallocate it (az vm deallocate): a stopped VM "
+                  "is still billed. Shut VMs down through the platform, not from inside the guest.",)),
     Cause("C4.sql", "SQL Server on Windows delays the VSS full backup (USEVSSCOPYBACKUP not set)",
           fixes=("set-vss-copy-backup",)),
     Cause("C4.schedule", "many VMs backed up in the same schedule slot",
@@ -85,11 +90,16 @@ CATALOG: tuple[ErrorEntry, ...] = (
     ErrorEntry("E1", "VM agent unable to communicate with Azure Backup",
                ("UserErrorGuestAgentStatusUnavailable", "UserErrorGuestAgentVersionUnsupported"),
                ("C1", "C2", "C3", "C4", "C5")),
+    # ExtensionSnapshotFailedNoSecureNetwork: the extension cannot open a secure channel to Storage
+    # (docs/error-codes.md §1.3): the snapshot's network path, so the E2 runbook.
     ErrorEntry("E2", "Snapshot operation failed due to no network connectivity on the virtual machine",
-               ("ExtensionSnapshotFailedNoNetwork",), ("C1", "C4", "C5")),
+               ("ExtensionSnapshotFailedNoNetwork", "ExtensionSnapshotFailedNoSecureNetwork"), ("C1", "C4", "C5")),
+    # UserErrorVmProvisioningStateFailed: "an extension failure puts the VM in Failed state", fixed by
+    # uninstalling a failed VMSnapshot extension (docs/error-codes.md §1.2); ExtensionInstallationFailed:
+    # the backup extension did not install (C5, its COM+/MSDTC variants §1.3): both the extension runbook E3.
     ErrorEntry("E3", "VMSnapshot extension operation failed",
                ("ExtensionOperationFailedForManagedDisks", "ExtensionOperationFailed", "ExtentionOperationFailed",
-                "ExtensionStuckInDeletionState"),
+                "ExtensionStuckInDeletionState", "UserErrorVmProvisioningStateFailed", "ExtensionInstallationFailed"),
                ("C4", "C5", "C1", "C2", "C3")),
     ErrorEntry("E4", "Unable to perform the operation as the VM agent is not responsive",
                ("GuestAgentSnapshotTaskStatusError",), ("C2", "C3", "C1"),
@@ -117,6 +127,11 @@ def lookup(key: str) -> ErrorEntry | None:
 def match_error(*texts: str | int | None) -> tuple[ErrorEntry, str]:
     """The runbook for a job's error: by code (title or any text naming one), then by message; else E5 order."""
     strings = [str(t) for t in texts if t not in (None, "")]
+    numbers = [s for s in strings if s.strip().isdigit()]
+    if numbers and len(numbers) == len(strings):  # a bare error number names no runbook: say so, check all
+        seen = f"only the error number {numbers[0]} was reported (no code or message)"
+        return (replace(UNKNOWN, message=f"{seen}: every cause is checked in the E5 order"),
+                f"{seen}; no runbook is known for a number")
     for s in strings:
         if (e := lookup(s)) is not None:
             return e, f"code {s}"

@@ -9,7 +9,8 @@ from typing import NoReturn
 
 __all__ = ["build_parser", "main"]
 
-EPILOG = """exit codes: 0 fixed or nothing to do, 1 failed, 2 bad input, 3 a manual or withheld step.
+EPILOG = """exit codes: 0 fixed or nothing to do, 1 failed, 2 bad input (nothing sent), 3 a manual or withheld step,
+130 interrupted (first Ctrl-C stops before the next write; a second exits at once).
 environment: AZURE_SUBSCRIPTION_ID (default subscription), RUNBOOKS_ARM_ENDPOINT (custom ARM endpoint),
 RUNBOOKS_CA_BUNDLE / REQUESTS_CA_BUNDLE (CA for a custom endpoint)."""
 
@@ -39,7 +40,7 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     p.add_argument("--allow-disruptive", action="store_true",
                    help="consent to disruptive steps (power off, VM restart)")
-    p.add_argument("--audit-file", help="append one JSON line per applied change here "
+    p.add_argument("--audit-file", help="append a JSON line per write (intent, then outcome) here "
                                         "(default: ~/.local/state/azure-backup-runbooks/audit.jsonl)")
 
 
@@ -99,15 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn bad input into one error line and exit code 2."""
     args = build_parser().parse_args(argv)
-    from remediations.errors import BadInput
+    from remediations.errors import BadInput, Interrupted, RemediationError, arm_error
 
     from . import commands
+    from .stop import install, interrupted_note
 
+    if args.command in ("fix", "apply", "action", "demo"):
+        install()  # first Ctrl-C: stop before the next write; second: exit at once
     try:
         return int(getattr(commands, f"cmd_{args.command}")(args))
     except BadInput as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted):
+        print(interrupted_note(), file=sys.stderr)
         return 130
+    except RemediationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # an ARM failure before any VM's work (e.g. listing a vault's jobs): one line
+        if not type(e).__module__.startswith("azure."):
+            raise
+        err = arm_error(e)
+        print(f"error: {err.code}: {err.message}", file=sys.stderr)
+        return 1

@@ -15,7 +15,7 @@ from remediations.actions.guest import MIN_LINUX_AGENT, version_tuple
 from remediations.facts import Facts
 from remediations.netaddr import TagResolver
 from remediations.netrules import egress_verdicts, storage_tag
-from remediations.reads import shut_down_inside
+from remediations.reads import STOPPED_INTERNALLY, shut_down_inside
 
 from .catalog import CAUSES, ErrorEntry
 
@@ -39,10 +39,6 @@ class Finding:
         return CAUSES[self.cause].title
 
 
-def _guest_down(f: Facts) -> bool:
-    return f.vm.running and not f.vm.agent_ready and shut_down_inside(f.health)
-
-
 def _c1(f: Facts) -> Finding:
     if f.nsgs is None:
         return Finding("C1", "unknown", f"{f.vm.name} has no network interface to evaluate")
@@ -51,12 +47,14 @@ def _c1(f: Facts) -> Finding:
         return Finding("C1", "absent", f"no NSG on {f.vm.name}'s NIC or subnet; outbound is open")
     # Without tags, every rule that matters treats all public addresses alike (see facts._needs_tags):
     # any public prefix stands for Storage.<region> (TEST-NET-2 here, never contacted).
-    resolver = f.tags or TagResolver({storage_tag(f.vm.location): ["198.51.100.0/24"]})
+    # The tag's name is the Service Tags API's (`Storage.EastUS`); unread, the evidence says just "Storage".
+    resolver = f.tags or TagResolver({"Storage": ["198.51.100.0/24"]}, regions={"Storage": f.vm.location})
+    tag = storage_tag(resolver, f.vm.location)
     blocked = egress_verdicts(f.nsgs, region=f.vm.location, ports=(443,), resolver=resolver)
     if not blocked:
-        return Finding("C1", "absent", f"outbound TCP 443 to {storage_tag(f.vm.location)} is allowed by {names}")
+        return Finding("C1", "absent", f"outbound TCP 443 to {tag} is allowed by {names}")
     b = blocked[0]
-    return Finding("C1", "present", f"outbound TCP {b.port} to {storage_tag(f.vm.location)} denied by {b.nsg_name} "
+    return Finding("C1", "present", f"outbound TCP {b.port} to {tag} denied by {b.nsg_name} "
                                     f"({b.scope}) rule {b.rule.name} (priority {b.rule.priority})")
 
 
@@ -68,11 +66,8 @@ def _c2(f: Facts) -> Finding:
         return Finding("C2", "absent", f"{vm.name} is {vm.power_state}; the agent is not expected to answer")
     if vm.agent_ready:
         return Finding("C2", "absent", f"guest agent Ready (version {vm.agent_version})")
-    if _guest_down(f):
-        return Finding("C2", "absent", "the agent is silent because the guest OS is down (see C4.shutdown)")
-    return Finding("C2", "present", f"guest agent {vm.agent_status or 'status missing'}: "
-                                    f"{vm.agent_message or 'no status'}; Resource Health: "
-                                    f"{(f.health or {}).get('availabilityState', 'unknown')}")
+    return Finding("C2", "present", f"{vm.name} is running but its guest agent is "
+                                    f"{vm.agent_status or 'status missing'}: {vm.agent_message or 'no status'}")
 
 
 def _c3(f: Facts) -> Finding:
@@ -81,7 +76,7 @@ def _c3(f: Facts) -> Finding:
         return Finding("C3", "absent", f"{vm.name} runs {vm.os_type or 'a non-Linux OS'}")
     if not vm.running:
         return Finding("C3", "absent", f"{vm.name} is {vm.power_state}")
-    if not vm.agent_ready and not _guest_down(f):
+    if not vm.agent_ready:
         return Finding("C3", "present", f"Linux agent {vm.agent_status or 'status missing'}: {vm.agent_message or ''}")
     if vm.agent_version and version_tuple(vm.agent_version) < version_tuple(MIN_LINUX_AGENT):
         return Finding("C3", "present", f"Linux agent {vm.agent_version} is below the supported minimum "
@@ -90,12 +85,28 @@ def _c3(f: Facts) -> Finding:
 
 
 def _c4_shutdown(f: Facts) -> Finding:
-    if _guest_down(f):
-        summary = (f.health or {}).get("summary", "Resource Health reports the VM unavailable")
-        return Finding("C4.shutdown", "present", f"platform says PowerState/running but Resource Health: {summary}")
-    return Finding("C4.shutdown", "absent", f"power state {f.vm.power_state}, agent {f.vm.agent_status}"
-                                            + ("" if f.health is None else
-                                               f", Resource Health {f.health.get('availabilityState')}"))
+    """Present when the VM is PowerState/stopped and Resource Health annotates it VirtualMachineStoppedInternally."""
+    # Sources: azure-docs states-billing.md (stopped: PowerOff API or shutdown from within the guest OS);
+    # azure-monitor-docs resource-health-vm-annotation.md. A silent agent on a running VM is not this.
+    vm, health = f.vm, f.health or {}
+    power = vm.power_state or "unknown"
+    if power != "stopped":
+        why = (f"{vm.name} is {power}, not stopped from inside" if not vm.running
+               else f"{vm.name} is running, guest agent Ready" if vm.agent_ready
+               else f"{vm.name} is running (guest agent {vm.agent_status or 'status missing'}): a silent agent "
+                    "on a running VM is not a shutdown")
+        return Finding("C4.shutdown", "absent", why)
+    if health.get("error"):
+        return Finding("C4.shutdown", "unknown", f"{vm.name} is PowerState/stopped; Resource Health could not be "
+                                                 f"read ({health['error']}) to tell a shutdown inside the guest "
+                                                 "from a stop through the platform")
+    summary = str(health.get("summary") or "no summary")
+    if shut_down_inside(health):
+        return Finding("C4.shutdown", "present", f"{vm.name} was shut down from inside its guest: PowerState/stopped "
+                                                 f"(allocated, still billed), Resource Health annotation "
+                                                 f"{STOPPED_INTERNALLY}: {summary}")
+    return Finding("C4.shutdown", "absent", f"{vm.name} is PowerState/stopped through the platform, not from inside "
+                                            f"the guest (Resource Health: {summary})")
 
 
 def _guest_probe(cause: str, action: str, what: str) -> Callable[[Facts], Finding]:

@@ -17,6 +17,7 @@ from remediations.target import Target
 
 from .catalog import CAUSES, ErrorEntry, lookup, match_error
 from .diagnose import Finding, decided, diagnose
+from .stop import follow
 
 __all__ = ["Investigation", "Options", "VmReport", "investigate", "plan_fixes", "run"]
 
@@ -152,15 +153,27 @@ def _unchecked(inv: Investigation) -> list[str]:
     return [m for f in inv.findings if f.verdict == "unknown" and not f.probe for m in CAUSES[f.cause].manual]
 
 
-def _backup_plan(azure: Azure, inv: Investigation, opts: Options) -> tuple[Any, Any, Plan]:
-    since = datetime.now(timezone.utc) - timedelta(seconds=60)  # clock skew margin
-    seen = tuple(j.id for j in inv.facts.jobs)  # jobs from before the fix prove nothing
+SKEW = timedelta(seconds=60)  # clock skew margin between this machine and Azure's job start times
+
+
+def _backup_plan(azure: Azure, inv: Investigation, opts: Options, *, fixing: bool) -> tuple[Any, Any, Plan]:
+    """The verification backup's action, params (see _backup_params) and read-only preview."""
+    action, params = _backup_params(inv, opts, fixing=fixing)
+    return action, params, action.preview(azure, params)
+
+
+def _backup_params(inv: Investigation, opts: Options, *, fixing: bool) -> tuple[Any, Any]:
+    """A job proves the fix if it began after this run's last change (now, less SKEW).
+
+    While fixing, jobs listed before the fix prove nothing; without a fix of this run, a job another run began
+    meanwhile is followed (docs/concurrency.md)."""
+    since = datetime.now(timezone.utc) - SKEW
+    seen = tuple(j.id for j in inv.facts.jobs) if fixing else ()
     extra: dict[str, Any] = {"since": since, "exclude_jobs": seen, "wait": True,
                              "wait_seconds": opts.backup_wait_seconds}
     if opts.backup_poll_seconds is not None:
         extra["poll_seconds"] = opts.backup_poll_seconds
-    action, params = _params("trigger-backup", inv.facts.target, opts, **extra)
-    return action, params, action.preview(azure, params)
+    return _params("trigger-backup", inv.facts.target, opts, **extra)
 
 
 def _job_progress(vm: str, say: Say) -> Callable[[str, dict[str, Any]], None]:
@@ -191,15 +204,21 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
                         inv, manual=["Protect the VM in a Recovery Services vault (Backup > Enable backup)."])
     plans, manual = plan_fixes(azure, inv, opts)
     backup_action = backup_params = None
+    fixing = any(p.changes for p in plans)
+    bplan = None
     if opts.backup:
-        backup_action, backup_params, bplan = _backup_plan(azure, inv, opts)
+        backup_action, backup_params, bplan = _backup_plan(azure, inv, opts, fixing=fixing)
         if bplan.changes or bplan.manual:
             plans.append(bplan)
     report = VmReport(target, "planned", "", inv, plans, manual=manual)
     if not any(p.changes for p in plans):
+        held = bplan is not None and bool(bplan.manual)  # a backup job from before this run holds the VM
+        if held and bplan is not None:
+            report.manual.extend(m for m in bplan.manual if m not in report.manual)
         report.manual.extend(m for m in _unchecked(inv) if m not in report.manual)
         report.status = "manual" if report.manual else "nothing"
-        report.message = "No changes." + (" Manual steps remain." if report.manual else "")
+        report.message = "No changes." + (" Manual steps remain." if report.manual else "") + (
+            f" Not verified: {bplan.reason}." if held and bplan is not None else "")
         return report
     if opts.dry_run:
         report.message = "Dry run: nothing was changed."
@@ -229,14 +248,19 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
     if backup_action is None:
         report.status, report.message = "applied", "Applied; no verification backup (--no-backup)."
         return report
+    if any(o.status == "changed" for o in report.outcomes):  # proof must begin after this run's last change
+        backup_action, backup_params = _backup_params(inv, opts, fixing=True)
     say(f"{target.name}: verifying with an on-demand backup")
-    backup_action.progress = _job_progress(target.name, say)
+    backup_action.progress = follow(target, _job_progress(target.name, say))
     report.backup = backup_action.apply(azure, backup_params, consent=True, on_change=on_change)
     b = report.backup
     if b.status == "changed" and not b.error_code or b.status == "unchanged" and not b.manual:
         report.status = "fixed"
         job = b.result.get("job_id")
-        report.message = f"Fixed: backup job {job} completed." if job else f"Fixed: {b.reason}"
+        whose = (f" (it held the VM: this run's trigger was refused as job {b.result['refused_job']})"
+                 if b.result.get("refused_job") else " (found running and followed)" if b.result.get("followed")
+                 else "")
+        report.message = f"Fixed: backup job {job} completed{whose}." if job else f"Fixed: {b.reason}"
     elif b.status == "unchanged":
         report.status = "manual"
         report.message = f"Applied, but not verified: {b.reason}"

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from conftest import mutating
 from pydantic import ValidationError
 
@@ -16,11 +17,13 @@ from remediations.backupjobs import (
     JobView,
     arm_container,
     cap_refusal,
+    cap_warning,
     for_vm,
     job_view,
     jobs_filter,
     parse_time,
 )
+from remediations.errors import arm_error
 from remediations.target import Target
 
 DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",
@@ -97,17 +100,22 @@ def test_job_view_reads_the_error_title_and_tasks() -> None:
     assert v.progress_info()["tasks"] == [{"task": "Take Snapshot", "status": "Failed"}]
 
 
-def test_caps() -> None:
+def test_on_demand_limit_refuses_only_at_nine_and_warns_past_three() -> None:
     two = [job(user=True, hours_ago=h) for h in (1, 2)]
-    assert cap_refusal(two, "vm-x", NOW) is None
-    three = [*two, job(user=True, hours_ago=3)]
-    reason, manual = cap_refusal(three, "vm-x", NOW) or ("", "")
-    assert "3 on-demand backups of vm-x already ran today (UTC)" in reason and "00:00 UTC" in manual
-    yesterday = [job(user=True, hours_ago=h) for h in (14, 15, 16)]  # before 00:00 UTC: not today
-    assert cap_refusal(yesterday, "vm-x", NOW) is None
-    nine = [job(hours_ago=h) for h in range(1, 10)]
+    assert cap_refusal(two, "vm-x", NOW) is None and cap_warning(two, "vm-x", NOW) is None
+    three = [*two, job(user=True, hours_ago=3)]  # a fourth is past the recommendation, not refused (was refused)
+    assert cap_refusal(three, "vm-x", NOW) is None
+    assert (cap_warning(three, "vm-x", NOW) or "").startswith("warning: this is on-demand backup 4 of vm-x today (UTC)")
+    eight = [job(user=True, hours_ago=h) for h in range(1, 9)]
+    assert cap_refusal(eight, "vm-x", NOW) is None
+    nine = [*eight, job("Completed", user=True, hours_ago=9)]  # failed attempts count as much as completed ones
     reason, manual = cap_refusal(nine, "vm-x", NOW) or ("", "")
-    assert "9 backup attempts of vm-x in the last 24 h" in reason and "2026-11-27 04:00 UTC" in manual
+    assert reason.startswith("refused: 9 on-demand backup attempts of vm-x already ran today (UTC)")
+    assert "wait until 00:00 UTC (2026-11-27 00:00 UTC)" in manual
+    yesterday = [job(user=True, hours_ago=h) for h in range(14, 23)]  # before 00:00 UTC: not today
+    assert cap_refusal(yesterday, "vm-x", NOW) is None and cap_warning(yesterday, "vm-x", NOW) is None
+    scheduled = [job(hours_ago=h) for h in range(1, 10)]  # scheduled backups do not count (were refused at 9)
+    assert cap_refusal(scheduled, "vm-x", NOW) is None and cap_warning(scheduled, "vm-x", NOW) is None
 
 
 # --- pure plans ------------------------------------------------------------------------------
@@ -133,7 +141,9 @@ def test_plan_cases() -> None:
     assert not c.disruptive and c.data["container"].startswith("IaasVMContainer;")
     stopped = ACTION.plan(facts(job(), power="stopped"), params("vm-x"))
     assert stopped.notes == ["vm-x is stopped: the backup will be crash-consistent"]
-    capped = ACTION.plan(facts(*[job(user=True, hours_ago=h) for h in (1, 2, 3)]), params("vm-x"))
+    fourth = ACTION.plan(facts(*[job(user=True, hours_ago=h) for h in (1, 2, 3)]), params("vm-x"))
+    assert len(fourth.changes) == 1 and fourth.notes[0].startswith("warning: this is on-demand backup 4 of vm-x")
+    capped = ACTION.plan(facts(*[job(user=True, hours_ago=h) for h in range(1, 10)]), params("vm-x"))
     assert capped.empty and capped.reason.startswith("refused:") and "00:00 UTC" in capped.manual[0]
 
 
@@ -179,28 +189,39 @@ def test_seeded_in_progress_job_means_nothing_triggered(armsim: Any, azure: Azur
 
 
 @pytest.mark.parametrize("seed", ["failed", "completed-forced", "completed"])
-def test_on_demand_cap_refuses_a_fourth(armsim: Any, azure: Azure, seed: str) -> None:
+def test_a_fourth_on_demand_backup_is_triggered_with_a_warning(armsim: Any, azure: Azure, seed: str) -> None:
     vault, item = sim_vault(armsim), sim_item(armsim, "vm-nsg-blocked")
     error = "ExtensionSnapshotFailedNoNetwork" if seed == "failed" else None
     for _ in range(3):
         armsim.sim.backup.start_job(vault, item, error=error, user=True, finished=True)
     out = ACTION.apply(azure, params("vm-nsg-blocked", force=seed == "completed-forced"))
-    assert out.status == "unchanged" and mutating(armsim) == []
     if seed == "completed":
-        assert out.reason.startswith("latest backup of vm-nsg-blocked succeeded")
-    else:
-        assert out.reason.startswith("refused: 3 on-demand backups of vm-nsg-blocked already ran today (UTC)")
-        assert out.manual and "wait until 00:00 UTC" in out.manual[0]
+        assert out.status == "unchanged" and out.reason.startswith("latest backup of vm-nsg-blocked succeeded")
+        assert mutating(armsim) == []
+    else:  # three a day is Microsoft's recommendation, not Azure's limit: the fourth goes ahead, with a warning
+        assert out.status == "changed", out
+        assert [e["operation"] for e in mutating(armsim)] == ["Backups_Trigger"]
+        assert "warning: this is on-demand backup 4 of vm-nsg-blocked today (UTC)" in out.evidence[0]
 
 
-def test_attempt_cap_refuses_a_tenth(armsim: Any, azure: Azure) -> None:
+def test_on_demand_hard_limit_refuses_a_tenth(armsim: Any, azure: Azure) -> None:
     vault, item = sim_vault(armsim), sim_item(armsim, "vm-subnet-blocked")
-    for h in range(1, 9):  # 8 more scheduled failures, plus the demo's one
+    for _ in range(9):
+        armsim.sim.backup.start_job(vault, item, error="ExtensionSnapshotFailedNoNetwork", user=True, finished=True)
+    out = ACTION.apply(azure, params("vm-subnet-blocked"))
+    assert out.status == "unchanged" and mutating(armsim) == [], out
+    assert out.reason.startswith("refused: 9 on-demand backup attempts of vm-subnet-blocked already ran today (UTC)")
+    assert "wait until 00:00 UTC" in out.manual[0]
+
+
+def test_scheduled_backups_do_not_count(armsim: Any, azure: Azure) -> None:
+    vault, item = sim_vault(armsim), sim_item(armsim, "vm-subnet-blocked")
+    for h in range(1, 9):  # 8 more scheduled failures, plus the demo's one: 9 in 24 h (refused before)
         armsim.sim.backup.start_job(vault, item, error="ExtensionSnapshotFailedNoNetwork", user=False,
                                     when=datetime.now(timezone.utc) - timedelta(hours=h), finished=True)
     out = ACTION.apply(azure, params("vm-subnet-blocked"))
-    assert out.status == "unchanged" and "9 backup attempts of vm-subnet-blocked in the last 24 h" in out.reason
-    assert mutating(armsim) == []
+    assert out.status == "changed" and not any("warning" in e for e in out.evidence), out
+    assert [e["operation"] for e in mutating(armsim)] == ["Backups_Trigger"]
 
 
 def test_not_protected(armsim: Any, azure: Azure) -> None:
@@ -242,8 +263,10 @@ def test_trigger_operation_failed_after_the_job_started_does_not_trigger_twice(a
     out = ACTION.apply(azure, params("vm-win-agent-hung", wait=True))
     assert len(sim_jobs(armsim, "vm-win-agent-hung")) == before + 1
     assert operations(armsim).count("Backups_Trigger") == 1
-    assert out.status == "changed" and "is InProgress" in out.reason, out
+    # the operation named its job: that job is followed to its own end (the agent is still hung)
+    assert out.status == "failed" and out.error_code == "GuestAgentSnapshotTaskStatusError", out
     assert out.result["job_id"] == sim_jobs(armsim, "vm-win-agent-hung")[-1].id
+    assert out.result["trigger_operation"] == "failed: InternalOperationError"
 
 
 @pytest.mark.parametrize("operation", ["ProtectedItemOperationStatuses_Get", "JobDetails_Get"])
@@ -272,3 +295,20 @@ def test_wait_is_bounded(armsim: Any, azure: Azure) -> None:
     out = ACTION.apply(azure, params("vm-rdp-shutdown", wait=True, wait_seconds=0.05))
     assert out.status == "changed" and "still InProgress after 0.05 s" in out.evidence[0], out
     assert "is InProgress" in out.reason
+
+
+def test_armsim_refuses_the_tenth_on_demand_trigger_of_a_utc_day(armsim: Any, azure: Azure) -> None:
+    vault, item = sim_vault(armsim), sim_item(armsim, "vm-healthy")
+    args = ("rsv-demo", "rg-demo", "Azure", "IaasVMContainer;iaasvmcontainerv2;rg-demo;vm-healthy",
+            "VM;iaasvmcontainerv2;rg-demo;vm-healthy", {"properties": {"objectType": "IaasVMBackupRequest"}})
+    for _ in range(8):  # scheduled jobs do not count; on-demand attempts, failed or not, do
+        armsim.sim.backup.start_job(vault, item, error=None, user=False, finished=True)
+        armsim.sim.backup.start_job(vault, item, error="BackUpOperationFailed", user=True, finished=True)
+    azure.backup.backups.trigger(*args)  # the ninth: accepted
+    before = len(sim_jobs(armsim, "vm-healthy"))
+    with pytest.raises(HttpResponseError) as e:
+        azure.backup.backups.trigger(*args)
+    err = arm_error(e.value)
+    assert (e.value.status_code, err.code) == (400, "CloudDosAbsoluteLimitReached")
+    assert "limit on number of operations permitted in 24 hours" in err.message
+    assert len(sim_jobs(armsim, "vm-healthy")) == before

@@ -92,11 +92,12 @@ def test_registered_and_params_validated() -> None:
     action = get_action("allow-backup-egress")
     assert isinstance(action, AllowBackupEgress) and action.Params is EgressParams
     p = params("vm-x")
-    assert (p.mode, p.ports, p.max_prefixes_per_rule) == ("service-tag", None, 4000)
+    assert (p.mode, p.ports) == ("service-tag", None)
     assert params("vm-x", ports=[443, 8443, 443]).ports == (443, 8443)
     bad: dict[str, Any]
-    for bad in ({"ports": []}, {"ports": [0]}, {"ports": [70000]}, {"max_prefixes_per_rule": 0},
-                {"max_prefixes_per_rule": 4001}, {"mode": "fqdn"}, {"colour": "red"}):
+    # max_prefixes_per_rule is gone: Azure limits the prefixes of a whole NSG, not of a rule.
+    for bad in ({"ports": []}, {"ports": [0]}, {"ports": [70000]}, {"max_prefixes_per_rule": 2},
+                {"mode": "fqdn"}, {"colour": "red"}):
         with pytest.raises(ValidationError):
             params("vm-x", **bad)
 
@@ -116,8 +117,8 @@ def test_blocked_vm_plan_apply_converge(armsim: Server, azure: Azure, vm: str, n
     c = plan.changes[0]
     assert (c.kind, c.resource) == ("add", f"{nsg}/securityRules/allow-azure-backup-443")
     assert c.resource_id == f"{nsg_id(nsg)}/securityRules/allow-azure-backup-443"
-    assert c.summary == f"rule Outbound Allow TCP 443 → Storage.eastus priority {prio}"
-    assert c.reason == (f"outbound TCP 443 to Storage.eastus is denied by {nsg} rule {blocker} "
+    assert c.summary == f"rule Outbound Allow TCP 443 → Storage.EastUS priority {prio}"
+    assert c.reason == (f"outbound TCP 443 to Storage.EastUS is denied by {nsg} rule {blocker} "
                         f"(priority {blocker_prio})")
     assert c.before is None and c.after is not None and c.after["priority"] == prio
     assert not c.disruptive and plan.notes == []
@@ -127,6 +128,9 @@ def test_blocked_vm_plan_apply_converge(armsim: Server, azure: Azure, vm: str, n
     assert out.evidence[0] == f"{nsg}/securityRules/allow-azure-backup-443 created at priority {prio}"
     assert put_count(armsim) == 1
     assert rules(armsim, nsg)["allow-azure-backup-443"] == (prio, "Allow")
+    # armsim keeps the prefix as written: the Service Tags API's name, exactly.
+    assert sim_nsg(armsim, nsg).rules["allow-azure-backup-443"]["properties"]["destinationAddressPrefix"] == \
+        "Storage.EastUS"
     assert armsim.sim.network.storage_blocked(sim_vm(armsim, vm)) is None
     assert armsim.sim.backup.verdict(sim_vm(armsim, vm)) != NO_NETWORK
 
@@ -137,26 +141,20 @@ def test_blocked_vm_plan_apply_converge(armsim: Server, azure: Azure, vm: str, n
     assert second.status == "unchanged" and mutating(armsim) == []
 
 
-def test_ip_ranges_mode_chunks_prefixes(armsim: Server, azure: Azure) -> None:
+def test_ip_ranges_mode_one_rule_per_port(armsim: Server, azure: Azure) -> None:
     put_rule(armsim, "nsg-blocked", raw_rule("deny-internet-443", 200, "Internet", ["443", "8443"]))
-    action, p = AllowBackupEgress(), params("vm-nsg-blocked", mode="ip-ranges", max_prefixes_per_rule=2)
+    action, p = AllowBackupEgress(), params("vm-nsg-blocked", mode="ip-ranges", ports=[443, 8443])
     plan = action.preview(azure, p)
     got = [(c.resource.rsplit("/", 1)[-1], c.after["priority"]) for c in plan.changes]  # type: ignore[index]
-    assert got == [("allow-azure-backup-443-01", 199), ("allow-azure-backup-443-02", 198),
-                   ("allow-azure-backup-443-03", 197), ("allow-azure-backup-8443-01", 196),
-                   ("allow-azure-backup-8443-02", 195), ("allow-azure-backup-8443-03", 194)]
-    for port in (443, 8443):
-        covered: list[str] = []
-        for c in plan.changes:
-            if c.after["destinationPortRange"] == str(port):  # type: ignore[index]
-                a = c.after
-                covered += a.get("destinationAddressPrefixes") or [a["destinationAddressPrefix"]]  # type: ignore
-        assert covered == STORAGE_EASTUS
-    assert plan.changes[0].summary == "rule Outbound Allow TCP 443 → 20.38.98.0/24, 20.47.1.0/24 priority 199"
+    assert got == [("allow-azure-backup-443-01", 199), ("allow-azure-backup-8443-01", 198)]
+    for c in plan.changes:
+        assert c.after["destinationAddressPrefixes"] == STORAGE_EASTUS  # type: ignore[index]
+    assert plan.changes[0].summary == ("rule Outbound Allow TCP 443 → 20.38.98.0/24, 20.47.1.0/24, 20.60.0.0/16 "
+                                       "(+2 more) priority 199")
 
     out = action.apply(azure, p)
-    assert out.status == "changed" and len(out.changes) == 6, out
-    assert len(rules(armsim, "nsg-blocked")) == 7
+    assert out.status == "changed" and len(out.changes) == 2, out
+    assert len(rules(armsim, "nsg-blocked")) == 3
     for port in (443, 8443):
         assert armsim.sim.network.storage_blocked(sim_vm(armsim, "vm-nsg-blocked"), port) is None
     armsim.sim.clear_requests()
@@ -167,12 +165,12 @@ def test_healthy_vm_empty_plan_with_reason(armsim: Server, azure: Azure) -> None
     action, p = AllowBackupEgress(), params("vm-healthy")
     plan = action.preview(azure, p)
     assert plan.empty
-    assert plan.reason == "outbound TCP 443, 8443 to Storage.eastus is allowed by every NSG on vm-healthy (nsg-app)"
+    assert plan.reason == "outbound TCP 443 to Storage.EastUS is allowed by every NSG on vm-healthy (nsg-app)"
     out = action.apply(azure, p)
     assert (out.status, out.reason) == ("unchanged", plan.reason)
     assert mutating(armsim) == []
     p443 = params("vm-healthy", ports=[443])
-    assert action.preview(azure, p443).reason.startswith("outbound TCP 443 to Storage.eastus is allowed")
+    assert action.preview(azure, p443).reason == plan.reason
 
 
 def test_read_only_preview_every_demo_vm(armsim: Server) -> None:
@@ -207,12 +205,13 @@ def test_differing_rule_of_ours_is_changed_with_if_match(armsim: Server, azure: 
 
 
 def test_rule_of_ours_squatting_a_planned_priority_is_moved_first(armsim: Server, azure: Azure) -> None:
-    # An earlier run left -02 at 199; planning -01 at 199 would clash with it (SecurityRuleConflict forever).
-    put_rule(armsim, "nsg-blocked", raw_rule("allow-azure-backup-443-02", 199, "20.60.0.0/16", access="Allow"))
-    action, p = AllowBackupEgress(), params("vm-nsg-blocked", mode="ip-ranges", max_prefixes_per_rule=2)
+    # An earlier run left 8443-01 at 199; planning 443-01 at 199 would clash with it (SecurityRuleConflict forever).
+    put_rule(armsim, "nsg-blocked", raw_rule("deny-internet-443", 200, "Internet", ["443", "8443"]))
+    put_rule(armsim, "nsg-blocked", raw_rule("allow-azure-backup-8443-01", 199, "20.60.0.0/16", "8443", "Allow"))
+    action, p = AllowBackupEgress(), params("vm-nsg-blocked", mode="ip-ranges", ports=[443, 8443])
     plan = action.preview(azure, p)
     assert [(c.kind, c.after["priority"]) for c in plan.changes] == [  # type: ignore[index]
-        ("add", 198), ("change", 197), ("add", 196)]
+        ("add", 198), ("change", 197)]
     out = action.apply(azure, p)
     assert out.status == "changed", out
     assert armsim.sim.network.storage_blocked(sim_vm(armsim, "vm-nsg-blocked")) is None
@@ -240,7 +239,9 @@ def test_wireserver_block_is_reported_not_fixed(armsim: Server, azure: Azure) ->
 def test_region_without_storage_tag_is_explained(armsim: Server, azure: Azure) -> None:
     sim_vm(armsim, "vm-nsg-blocked").location = "southcentralus"
     plan = AllowBackupEgress().preview(azure, params("vm-nsg-blocked"))
-    assert plan.empty and "Storage.southcentralus" in plan.reason and plan.manual
+    assert plan.empty and plan.manual
+    assert plan.reason == ("cannot judge outbound TCP 443 to the region's Storage: the Service Tags API lists no "
+                           "Storage tag for region 'southcentralus'")
 
 
 # --- faults on the rule PUT ------------------------------------------------------------------------
@@ -332,7 +333,7 @@ def test_two_runs_sharing_one_nsg_leave_one_runs_rules(armsim: Server, case: str
             put_rule(armsim, "nsg-blocked", raw_rule("deny-internet-443", 200, "Internet", ["443", "8443"]))
             p1, p2 = params("vm-nsg-blocked", ports=[443]), params("vm-healthy", ports=[8443])
         else:
-            kw: dict[str, Any] = {"mode": case, "max_prefixes_per_rule": 2}
+            kw: dict[str, Any] = {"mode": case}
             p1, p2 = params("vm-nsg-blocked", **kw), params("vm-healthy", **kw)
         outcomes = _race(armsim, p1, p2, stagger)
         for o in outcomes:
@@ -342,7 +343,7 @@ def test_two_runs_sharing_one_nsg_leave_one_runs_rules(armsim: Server, case: str
         if case == "service-tag":
             assert got == {"allow-azure-backup-443": (199, "Allow")}
         elif case == "ip-ranges":
-            assert got == {f"allow-azure-backup-443-0{i}": (200 - i, "Allow") for i in (1, 2, 3)}
+            assert got == {"allow-azure-backup-443-01": (199, "Allow")}
         else:
             assert set(got) == {"allow-azure-backup-443", "allow-azure-backup-8443"}
             assert sorted(got.values()) == [(198, "Allow"), (199, "Allow")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 import pytest
@@ -16,7 +18,14 @@ from remediations.actions.guest import (
     SetVssCopyBackup,
     UpgradeLinuxAgent,
 )
-from remediations.actions.guest_agent import AgentFacts, GuestFacts, script_step, wait_agent_ready
+from remediations.actions.guest_agent import (
+    AgentFacts,
+    GuestFacts,
+    parse_time,
+    restart_time,
+    script_step,
+    wait_agent_ready,
+)
 from remediations.azure import Azure, AzureConfig
 from remediations.errors import ArmCallError
 from remediations.reads import vm_view
@@ -117,7 +126,8 @@ def test_upgrade_old_linux_agent(armsim: Any, azure: Azure) -> None:
     assert c.before == {"version": "2.2.10", "auto_update": True}
     assert c.after == {"version": f">= {MIN_LINUX_AGENT}", "auto_update": True}
     out = converge(armsim, azure, UpgradeLinuxAgent, "vm-linux-agent-old")
-    assert out.evidence[0].startswith("waagent 2.2.10 -> 2.7.0.6 via dnf; guest agent on vm-linux-agent-old Ready")
+    assert out.evidence[0].startswith("waagent 2.2.10 -> 2.7.0.6 via dnf; guest agent on vm-linux-agent-old Ready since")
+    assert vm.guest.agent_restarts == 1
     assert out.result["before"] == "2.2.10" and out.result["after"] == "2.7.0.6"
     assert vm.guest.agent_version == "2.7.0.6" and vm.guest.auto_update
     assert armsim.sim.backup.verdict(vm) is None
@@ -127,7 +137,7 @@ def test_upgrade_turns_auto_update_on(armsim: Any, azure: Azure) -> None:
     vm = sim_vm(armsim, "vm-healthy")
     vm.guest.auto_update = False
     [c] = UpgradeLinuxAgent().preview(azure, params(UpgradeLinuxAgent, "vm-healthy")).changes
-    assert "AutoUpdate.Enabled is off" in c.reason and c.before == {"version": "2.9.1.1", "auto_update": False}
+    assert "auto-update is off" in c.reason and c.before == {"version": "2.9.1.1", "auto_update": False}
     out = converge(armsim, azure, UpgradeLinuxAgent, "vm-healthy")
     assert out.evidence[0].startswith("walinuxagent 2.9.1.1 -> 2.9.1.1 via apt")
     assert vm.guest.auto_update
@@ -169,10 +179,12 @@ def test_forced_linux_agent_restart_through_run_command(armsim: Any, azure: Azur
     plan = RestartGuestAgent().preview(azure, params(RestartGuestAgent, "vm-healthy", force=True))
     [c] = plan.changes
     assert (c.kind, c.disruptive, c.data["script"]) == ("run", False, "linux-agent-restart")
-    assert c.summary == "restart walinuxagent/waagent on vm-healthy through Run Command"
+    assert c.summary == "restart walinuxagent/waagent on vm-healthy through Run Command (detached)"
     out = RestartGuestAgent().apply(azure, params(RestartGuestAgent, "vm-healthy", force=True))
     assert out.status == "changed", out
-    assert out.evidence[0].startswith("restarted walinuxagent on vm-healthy through Run Command; guest agent")
+    assert re.match(r"scheduled a restart of walinuxagent on vm-healthy through Run Command \(systemd-run, at "
+                    r"\d\d:\d\d:\d\dZ\); guest agent on vm-healthy Ready since \d\d:\d\d:\d\dZ", out.evidence[0])
+    assert sim_vm(armsim, "vm-healthy").guest.agent_restarts == 1  # it waited for the restart itself
     assert "after the restart" in out.reason
     assert [e["operation"] for e in mutating(armsim)] == ["VirtualMachines_RunCommand"]
     armsim.sim.clear_requests()
@@ -192,15 +204,17 @@ def test_restart_leaves_failed_extension_and_inside_shutdown_alone(armsim: Any, 
     plan = RestartGuestAgent().preview(azure, params(RestartGuestAgent, "vm-ext-failed"))
     assert plan.empty and "remove-backup-extension" in plan.notes[0]
     plan = RestartGuestAgent().preview(azure, params(RestartGuestAgent, "vm-rdp-shutdown"))
-    assert plan.empty and "shut down from inside" in plan.reason and "power-off" in plan.manual[0]
+    # a guest shut down from inside shows PowerState/stopped (issue #9): nothing to restart, start it first
+    assert plan.empty and not plan.changes and plan.reason == "vm-rdp-shutdown is stopped; start it first"
     assert mutating(armsim) == []
 
 
-def test_unreadable_resource_health_is_advisory(armsim: Any, azure: Azure) -> None:
-    armsim.sim.faults.add(kind="status", status=403, code="AuthorizationFailed", message="no health read",
-                          operation="AvailabilityStatuses_GetByResource")
+def test_a_silent_agent_on_a_running_vm_is_hung_without_a_health_read(armsim: Any, azure: Azure) -> None:
+    """Issue #9: a guest shut down from inside shows PowerState/stopped, so a silent agent on a running VM is
+    hung, and Resource Health is not asked (before, it was read to rule out a shutdown the platform missed)."""
     plan = RestartGuestAgent().preview(azure, params(RestartGuestAgent, "vm-win-agent-hung"))
-    assert plan.changes[0].disruptive and "AuthorizationFailed" in plan.notes[0]
+    assert plan.changes[0].disruptive and not plan.notes
+    assert not [e for e in armsim.sim.requests() if e["operation"] == "AvailabilityStatuses_GetByResource"]
 
 
 def test_stopped_vm(armsim: Any, azure: Azure) -> None:
@@ -371,7 +385,7 @@ STATUS = {"unit": "walinuxagent", "active": True, "enabled": True, "version": "2
     ({}, False, "2.9.1.1 (>= 2.2.53.1) with auto-update on"),
     ({"version": "2.2.53"}, True, "agent 2.2.53 is older than the supported minimum 2.2.53.1"),
     ({"version": "2.2.53.1"}, False, "2.2.53.1 (>= 2.2.53.1)"),
-    ({"auto_update": False}, True, "AutoUpdate.Enabled is off"),
+    ({"auto_update": False}, True, "auto-update is off in /etc/waagent.conf"),
     ({"enabled": False}, True, "the walinuxagent unit is not enabled"),
     ({"version": None}, True, "could not be read"),
     ({"version": "2.2.10", "package_manager": None, "distro": "alpine"}, False, "does not support"),
@@ -423,3 +437,12 @@ def test_vss_key_is_not_planned_without_sql_server(armsim: Any, azure: Azure) ->
         target=params(SetVssCopyBackup, "vm-win-provider-disabled").target, force=True))
     assert [c.kind for c in forced.changes] == ["add"]
     assert mutating(armsim) == []
+
+
+def test_restart_time() -> None:
+    assert restart_time({"restart_at": "2026-01-02T03:04:05Z"}) == parse_time("2026-01-02T03:04:05+00:00")
+    assert parse_time("2019-07-22T19:27:19.4318894+00:00") == parse_time("2019-07-22T19:27:19.431889Z")
+    assert parse_time("2019-07-22T21:27:19+02:00") == parse_time("2019-07-22T19:27:19Z")
+    assert parse_time("soon") is None and parse_time(None) is None
+    due = restart_time({"delay": 10})
+    assert 9 < (due - parse_time(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))).total_seconds() <= 11

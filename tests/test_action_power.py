@@ -1,4 +1,4 @@
-"""power-off: pure plans, then the real SDK against armsim (C4 guest shut down inside, consent, faults)."""
+"""power-off: pure plans, then the real SDK against armsim (a guest shut down inside is already stopped; consent)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from conftest import mutating
 
 from armsim import DEMO_SUBSCRIPTION
 from remediations.actions.backup import TriggerBackup
-from remediations.actions.power import Health, PowerFacts, PowerOff, guest_shut_down
+from remediations.actions.power import PowerFacts, PowerOff
 from remediations.azure import Azure, AzureConfig
 from remediations.reads import VmView
 from remediations.target import Target
@@ -17,10 +17,17 @@ from remediations.target import Target
 DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",
             "vm-sql-vss", "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled"]
 ACTION = PowerOff()
-DOWN = Health("Unavailable", "Customer Initiated",
-              "We're sorry, your virtual machine isn't available because the guest operating system was shut down "
-              "from inside the virtual machine.")
-UP = Health("Available", "", "There aren't any known Azure platform problems affecting this virtual machine.")
+# Resource Health's status for a VM its guest shut down: the VirtualMachineStoppedInternally annotation's
+# description (resource-health-vm-annotation.md), and for a stop through the platform.
+INSIDE = {"availabilityState": "Unavailable", "reasonType": "Customer Initiated", "context": "Customer Initiated",
+          "summary": "The Virtual Machine is stopping as requested by an authorized user or process, or due to a guest "
+                     "activity from within the Virtual Machine. No other action is required at this time."}
+PLATFORM = {**INSIDE, "summary": "The Virtual Machine is stopping as requested by an authorized user or process. "
+                                 "No other action is required at this time."}
+# What the old armsim invented: "running" plus a made-up summary. It is no signal any more.
+INVENTED = {"availabilityState": "Unavailable", "reasonType": "Customer Initiated",
+            "summary": "We're sorry, your virtual machine isn't available because the guest operating system was "
+                       "shut down from inside the virtual machine."}
 
 
 def target(name: str) -> Target:
@@ -31,7 +38,7 @@ def params(name: str, **kw: Any) -> Any:
     return ACTION.params(target=target(name), **kw)
 
 
-def facts(power: str, health: Health) -> PowerFacts:
+def facts(power: str, health: dict[str, Any] | None) -> PowerFacts:
     return PowerFacts(VmView(target("vm-x").id, "vm-x", "eastus", "Windows", power, None, None, None, (), (), {}),
                       health)
 
@@ -41,47 +48,42 @@ def power(armsim: Any, vm: str) -> str:
 
 
 # --- pure plans ------------------------------------------------------------------------------
-def test_class_is_disruptive_unless_the_guest_is_known_down() -> None:
+def test_a_guest_shut_down_inside_is_already_stopped_and_left_to_a_person() -> None:
+    p = ACTION.plan(facts("stopped", INSIDE), params("vm-x", force=True))
+    assert p.empty and p.reason == ("vm-x is already stopped (PowerState/stopped), its guest was shut down from "
+                                    "inside (Resource Health: VirtualMachineStoppedInternally); nothing to power off")
+    assert "az vm start -g rg-demo -n vm-x" in p.manual[0] and "az vm deallocate -g rg-demo -n vm-x" in p.manual[0]
+    assert "crash-consistent" in p.notes[0]
+
+
+@pytest.mark.parametrize(("state", "health"), [("stopped", PLATFORM), ("deallocated", None), ("stopped", None)])
+def test_a_vm_stopped_through_the_platform_needs_nothing(state: str, health: dict[str, Any] | None) -> None:
+    p = ACTION.plan(facts(state, health), params("vm-x", force=True))
+    assert p.empty and p.manual == []
+    assert p.reason == f"vm-x is already stopped (PowerState/{state}), stopped through the platform; nothing to power off"
+
+
+def test_a_running_vm_is_powered_off_only_when_forced_and_always_disruptive() -> None:
     assert PowerOff.disruptive is True
-    (c,) = ACTION.plan(facts("running", DOWN), params("vm-x")).changes
-    assert (c.kind, c.resource, c.disruptive) == ("run", "vm-x", False)
-    assert "shut down from inside the virtual machine" in c.reason  # quotes Resource Health's summary
-    (forced,) = ACTION.plan(facts("running", UP), params("vm-x", force=True)).changes
-    assert forced.disruptive and forced.reason.startswith("forced:")
+    for health in (INVENTED, None):  # the invented summary on a running VM is no shutdown any more
+        p = ACTION.plan(facts("running", health), params("vm-x"))
+        assert p.empty and "only with --force" in p.reason
+    (c,) = ACTION.plan(facts("running", None), params("vm-x", force=True)).changes
+    assert (c.kind, c.resource, c.disruptive) == ("run", "vm-x", True) and c.reason.startswith("forced:")
 
 
-def test_plan_guest_up_is_nothing_to_do() -> None:
-    p = ACTION.plan(facts("running", UP), params("vm-x"))
-    assert p.empty and p.reason == "vm-x is running and its guest is up (Resource Health: Available); nothing to power off"
-
-
-@pytest.mark.parametrize("state", ["stopped", "deallocated"])
-def test_plan_already_stopped(state: str) -> None:
-    p = ACTION.plan(facts(state, DOWN), params("vm-x", force=True))
-    assert p.empty and p.reason == f"vm-x is already stopped (PowerState/{state})"
-
-
-def test_plan_unavailable_for_a_platform_reason_is_not_c4() -> None:
-    platform = Health("Unavailable", "Unplanned", "The host of this virtual machine is being repaired.")
-    assert not guest_shut_down(platform) and guest_shut_down(DOWN)
-    p = ACTION.plan(facts("running", platform), params("vm-x"))
-    assert p.empty and "another reason (Unplanned" in p.reason
+def test_a_settling_vm_is_left_to_settle() -> None:
+    p = ACTION.plan(facts("stopping", None), params("vm-x", force=True))
+    assert p.empty and p.reason == "vm-x is in PowerState/stopping; run power-off again once it settles"
 
 
 # --- against armsim --------------------------------------------------------------------------
-def test_power_off_vm_rdp_shutdown_then_backup_succeeds(armsim: Any, azure: Azure) -> None:
-    plan = ACTION.preview(azure, params("vm-rdp-shutdown"))
-    (c,) = plan.changes
-    assert not c.disruptive and c.before == {"power": "running", "availability": "Unavailable"}
-    out = ACTION.apply(azure, params("vm-rdp-shutdown"))  # no consent needed: the guest is already down
-    assert out.status == "changed", out
-    assert out.reason == "vm-rdp-shutdown is already stopped (PowerState/stopped)"
-    assert power(armsim, "vm-rdp-shutdown") == "stopped"
-    assert [e["operation"] for e in mutating(armsim)] == ["VirtualMachines_PowerOff"]  # not deallocate
-
-    armsim.sim.clear_requests()
-    assert ACTION.apply(azure, params("vm-rdp-shutdown")).status == "unchanged"
-    assert mutating(armsim) == []
+def test_vm_rdp_shutdown_needs_no_power_off_and_backs_up_crash_consistently(armsim: Any, azure: Azure) -> None:
+    out = ACTION.apply(azure, params("vm-rdp-shutdown", force=True))
+    assert out.status == "unchanged", out
+    assert "its guest was shut down from inside (Resource Health: VirtualMachineStoppedInternally)" in out.reason
+    assert "az vm start -g rg-demo -n vm-rdp-shutdown" in out.manual[0]
+    assert mutating(armsim) == [] and power(armsim, "vm-rdp-shutdown") == "stopped"
 
     backup = TriggerBackup()
     preview = backup.preview(azure, backup.params(target=target("vm-rdp-shutdown")))
@@ -92,10 +94,19 @@ def test_power_off_vm_rdp_shutdown_then_backup_succeeds(armsim: Any, azure: Azur
     assert done.evidence[0] == f"job {job} Completed (crash-consistent: vm-rdp-shutdown is stopped)"
 
 
+def test_a_vm_powered_off_through_the_platform_reads_as_such(armsim: Any, azure: Azure) -> None:
+    azure.compute.virtual_machines.begin_power_off("rg-demo", "vm-healthy").result()
+    armsim.sim.clear_requests()
+    out = ACTION.apply(azure, params("vm-healthy"))
+    assert out.status == "unchanged" and "stopped through the platform" in out.reason and out.manual == []
+    assert mutating(armsim) == []
+
+
 def test_vm_healthy_is_left_alone(armsim: Any, azure: Azure) -> None:
     out = ACTION.apply(azure, params("vm-healthy"))
     assert out.status == "unchanged"
-    assert out.reason == "vm-healthy is running and its guest is up (Resource Health: Available); nothing to power off"
+    assert out.reason == ("vm-healthy is running (guest agent Ready); powering it off stops its workload, so it is "
+                          "done only with --force")
     assert mutating(armsim) == []
 
 
@@ -106,14 +117,18 @@ def test_forced_power_off_of_a_healthy_vm_is_withheld_without_consent(armsim: An
     assert mutating(armsim) == [] and power(armsim, "vm-healthy") == "running"
     done = ACTION.apply(azure, params("vm-healthy", force=True), consent=True)
     assert done.status == "changed" and power(armsim, "vm-healthy") == "stopped"
+    assert [e["operation"] for e in mutating(armsim)] == ["VirtualMachines_PowerOff"]  # not deallocate
+    armsim.sim.clear_requests()
+    assert ACTION.apply(azure, params("vm-healthy", force=True), consent=True).status == "unchanged"
+    assert mutating(armsim) == []
 
 
 def test_read_only_preview_of_every_demo_vm(armsim: Any) -> None:
     ro = Azure(AzureConfig(subscription=DEMO_SUBSCRIPTION, arm_endpoint=armsim.endpoint,
                            ca_bundle=armsim.ca_bundle, read_only=True))
     plans = {vm: ACTION.preview(ro, params(vm)) for vm in DEMO_VMS}
-    assert [vm for vm, p in plans.items() if not p.empty] == ["vm-rdp-shutdown"]
-    assert all(p.reason for p in plans.values() if p.empty)
+    assert all(p.empty and p.reason for p in plans.values())
+    assert [vm for vm, p in plans.items() if p.manual] == ["vm-rdp-shutdown"]
     assert mutating(armsim) == []
 
 
@@ -124,27 +139,27 @@ def test_read_only_preview_of_every_demo_vm(armsim: Any) -> None:
     {"kind": "reset"},
     {"kind": "conflict"},
     {"kind": "status", "status": 409, "code": "OperationNotAllowed",
-     "message": "Operation 'powerOff' is not allowed on VM 'vm-rdp-shutdown' since another operation "
+     "message": "Operation 'powerOff' is not allowed on VM 'vm-healthy' since another operation "
                 "('start') is in progress."},
 ])
 def test_transient_faults_on_power_off_end_in_success(armsim: Any, azure: Azure, fault: dict[str, Any]) -> None:
     f = armsim.sim.faults.add(operation="VirtualMachines_PowerOff", **fault)
-    out = ACTION.apply(azure, params("vm-rdp-shutdown"))
+    out = ACTION.apply(azure, params("vm-healthy", force=True), consent=True)
     assert out.status == "changed", out
-    assert f.hits >= 2 and power(armsim, "vm-rdp-shutdown") == "stopped"
+    assert f.hits >= 2 and power(armsim, "vm-healthy") == "stopped"
 
 
 def test_409_operation_not_allowed_is_a_clean_failure(armsim: Any, azure: Azure) -> None:
     armsim.sim.faults.add(kind="status", status=409, code="OperationNotAllowed", operation="VirtualMachines_PowerOff",
-                          message="Operation 'powerOff' is not allowed on VM 'vm-rdp-shutdown' since the VM is "
+                          message="Operation 'powerOff' is not allowed on VM 'vm-healthy' since the VM is "
                                   "either deallocated or marked to be deallocated.")
-    out = ACTION.apply(azure, params("vm-rdp-shutdown"))
+    out = ACTION.apply(azure, params("vm-healthy", force=True), consent=True)
     assert out.status == "failed" and out.error_code == "OperationNotAllowed" and out.error_status == 409, out
-    assert power(armsim, "vm-rdp-shutdown") == "running"
+    assert power(armsim, "vm-healthy") == "running"
 
 
 def test_lro_failed_power_off_is_a_clean_failure(armsim: Any, azure: Azure) -> None:
     armsim.sim.faults.add(kind="lro_failed", operation="VirtualMachines_PowerOff")
-    out = ACTION.apply(azure, params("vm-rdp-shutdown"))
+    out = ACTION.apply(azure, params("vm-healthy", force=True), consent=True)
     assert out.status == "failed" and out.error_code == "InternalOperationError", out
-    assert power(armsim, "vm-rdp-shutdown") == "running"
+    assert power(armsim, "vm-healthy") == "running"

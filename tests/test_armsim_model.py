@@ -25,10 +25,12 @@ DEMO_ERRORS: dict[str, str | None] = {
     "vm-win-agent-hung": "GuestAgentSnapshotTaskStatusError",
     "vm-linux-agent-old": "UserErrorGuestAgentStatusUnavailable",
     "vm-sql-vss": "ExtensionOperationFailedForManagedDisks",
-    "vm-rdp-shutdown": "UserErrorGuestAgentStatusUnavailable",
+    "vm-rdp-shutdown": None,  # its guest was shut down from inside: PowerState/stopped, backed up crash-consistently
     "vm-ext-failed": "ExtensionOperationFailedForManagedDisks",
     "vm-win-provider-disabled": "BackUpOperationFailed",
 }
+# The failed job each broken VM already has: vm-rdp-shutdown's failed while its guest was going down.
+SEEDED_ERRORS = {**DEMO_ERRORS, "vm-rdp-shutdown": "UserErrorGuestAgentStatusUnavailable"}
 
 
 def retry_after(exc: HttpResponseError) -> str | None:
@@ -104,15 +106,21 @@ def test_each_broken_vm_already_has_one_failed_job_with_its_error(azure: Azure) 
     failed = [j.properties.as_dict() for j in azure.backup.backup_jobs.list(VAULT, RG, filter="status eq 'Failed'")]
     by_vm = {j["entityFriendlyName"]: [d["errorTitle"] for d in j["errorDetails"]] for j in failed}
     assert len(failed) == len(by_vm) == 8
-    assert by_vm == {vm: [err] for vm, err in DEMO_ERRORS.items() if err}
+    assert by_vm == {vm: [err] for vm, err in SEEDED_ERRORS.items() if err}
 
 
 # --- 5. the causal model ----------------------------------------------------------------------
-def test_platform_power_off_makes_the_shut_down_vm_back_up_crash_consistently(azure: Azure) -> None:
-    azure.compute.virtual_machines.begin_power_off(RG, "vm-rdp-shutdown").result()
-    assert backup(azure, "vm-rdp-shutdown") == "Completed"
+def test_a_guest_shut_down_from_inside_shows_stopped_and_backs_up_crash_consistently(azure: Azure) -> None:
+    # states-billing.md: "Stopped … can be the result of invoking the PowerOff API or shutdown from within
+    # the guest OS" (still allocated, still billed); the old armsim said PowerState/running.
+    iv = azure.compute.virtual_machines.instance_view(RG, "vm-rdp-shutdown")
+    assert [s.code for s in iv.statuses] == ["ProvisioningState/succeeded", "PowerState/stopped"]
+    assert iv.vm_agent is None  # a stopped guest reports no agent
+    assert backup(azure, "vm-rdp-shutdown") == "Completed"  # backup-support-matrix-iaas.md: shut down/offline VMs
     azure.compute.virtual_machines.begin_start(RG, "vm-rdp-shutdown").result()  # booted through the platform
     assert health(azure, "vm-rdp-shutdown").availability_state == "Available"
+    assert azure.compute.virtual_machines.instance_view(RG, "vm-rdp-shutdown").vm_agent.statuses[0].display_status \
+        == "Ready"
     assert backup(azure, "vm-rdp-shutdown") == "Completed"
 
 
@@ -123,12 +131,15 @@ def test_restart_revives_the_hung_agent(azure: Azure) -> None:
     assert backup(azure, "vm-win-agent-hung") == "Completed"
 
 
-def test_restart_does_not_upgrade_an_old_linux_agent_but_the_upgrade_script_does(azure: Azure) -> None:
+def test_restart_does_not_upgrade_an_old_linux_agent_but_the_upgrade_script_does(armsim: Server,
+                                                                                  azure: Azure) -> None:
     azure.compute.virtual_machines.begin_restart(RG, "vm-linux-agent-old").result()
     assert azure.compute.virtual_machines.instance_view(RG, "vm-linux-agent-old").vm_agent.vm_agent_version == "2.2.10"
     assert backup(azure, "vm-linux-agent-old") == "UserErrorGuestAgentStatusUnavailable"
+    armsim.sim.settings.extra["agent_restart_seconds"] = 0  # the detached install and restart land at once
     out = run_script(azure, "vm-linux-agent-old", "linux-agent-upgrade")
-    assert (out["before"], out["after"], out["package_manager"]) == ("2.2.10", "2.7.0.6", "dnf")
+    assert (out["before"], out["scheduled"], out["package_manager"]) == ("2.2.10", True, "dnf")
+    assert azure.compute.virtual_machines.instance_view(RG, "vm-linux-agent-old").vm_agent.vm_agent_version == "2.7.0.6"
     assert backup(azure, "vm-linux-agent-old") == "Completed"
 
 
@@ -161,17 +172,26 @@ def test_run_command_on_a_stopped_vm_is_409(azure: Azure) -> None:
     assert e.value.status_code == 409 and arm_error(e.value).code == "OperationNotAllowed"
 
 
-def test_resource_health_tells_shut_down_inside_from_hung_agent(azure: Azure) -> None:
-    # Both look the same in the instance view: platform "running", agent "Not Ready".
-    for name in ("vm-rdp-shutdown", "vm-win-agent-hung"):
-        iv = azure.compute.virtual_machines.instance_view(RG, name)
-        assert iv.statuses[1].code == "PowerState/running" and iv.vm_agent.statuses[0].display_status == "Not Ready"
-    down, hung = health(azure, "vm-rdp-shutdown"), health(azure, "vm-win-agent-hung")
-    assert (down.availability_state, down.reason_type) == ("Unavailable", "Customer Initiated")
-    assert "shut down from inside" in down.summary
-    assert hung.availability_state == "Available"
+def test_resource_health_annotates_who_stopped_the_vm(azure: Azure) -> None:
+    # resource-health-vm-annotation.md: VirtualMachineStoppedInternally ("…due to a guest activity from within
+    # the Virtual Machine") vs VirtualMachineStopInitiatedByControlPlane / VirtualMachineDeallocationInitiated.
+    down = health(azure, "vm-rdp-shutdown")
+    assert (down.availability_state, down.reason_type, down.context, down.category) == (
+        "Unavailable", "Customer Initiated", "Customer Initiated", "Not Applicable")
+    assert "due to a guest activity from within the Virtual Machine" in down.summary
+    assert "shut down from inside" not in down.summary  # the summary armsim used to invent
+    azure.compute.virtual_machines.begin_power_off(RG, "vm-healthy").result()
+    platform = health(azure, "vm-healthy")
+    assert platform.availability_state == "Unavailable" and "guest activity" not in platform.summary
+    assert platform.summary.startswith("The Virtual Machine is stopping as requested by an authorized user or process.")
     azure.compute.virtual_machines.begin_deallocate(RG, "vm-healthy").result()
-    assert health(azure, "vm-healthy").availability_state == "Unavailable"
+    assert "stopped and deallocated" in health(azure, "vm-healthy").summary
+
+
+def test_a_hung_agent_on_a_running_vm_is_not_a_shutdown(azure: Azure) -> None:
+    iv = azure.compute.virtual_machines.instance_view(RG, "vm-win-agent-hung")
+    assert iv.statuses[1].code == "PowerState/running" and iv.vm_agent.statuses[0].display_status == "Not Ready"
+    assert health(azure, "vm-win-agent-hung").availability_state == "Available"
 
 
 def test_allow_rule_ahead_of_the_deny_fixes_the_nsg_blocked_vm(azure: Azure) -> None:

@@ -78,7 +78,8 @@ def imported(armsim_server: Server, tmp_path_factory: pytest.TempPathFactory) ->
     tmp = tmp_path_factory.mktemp("imports")
     runs = [("fix_backup_failure.py", vm_id("vm-nsg-blocked")), ("preview_change_window.py", VAULT_ID),
             ("fan_out.py", json.dumps([vm_id("vm-healthy")]), f"automation_account={ACCOUNT_ID}",
-             "poll_seconds=0.01")]
+             "poll_seconds=0.01"),
+            ("sweep_backup_failures.py", f"vaults={VAULT_ID}", f"automation_account={ACCOUNT_ID}", "poll_seconds=0.01")]
     files: set[str] = set()
     for i, (script, *args) in enumerate(runs):
         out = tmp / f"modules-{i}.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 from armsim import DEMO_SUBSCRIPTION, Server
 from remediations.errors import BadInput
 from runbooks import automation as aa
+from runbooks import relay
 
 ROOT = Path(__file__).resolve().parent.parent
 AA_DIR = ROOT / "azure-automation"
@@ -151,6 +153,8 @@ def test_every_sample_is_json_and_is_understood() -> None:
 def test_alert_names_vault_and_job() -> None:
     t = aa.read_trigger(sample("backup-failure-alert.json", job="abc"))
     assert t.alert is not None and t.alert.job_id == "abc"
+    t = aa.read_trigger(sample("backup-failure-alert.json", job=f"{VAULT_ID}/backupJobs/abc"))
+    assert t.alert is not None and t.alert.job_id == "abc"
     assert t.alert.vault_id is not None and aa.resource_parts(t.alert.vault_id)[1:] == ("rg-demo", "rsv-demo")
 
 
@@ -214,6 +218,90 @@ def test_backup_alerts_that_are_not_a_vm_backup_failure_are_ignored(change: Any,
 def test_unreadable_data_is_bad_input(text: str, why: str) -> None:
     with pytest.raises(BadInput, match=why):
         aa.read_trigger(text)
+
+
+# --- how a Python runbook may see the relay's job parameters (README "Parameters of a Python job") ----
+def _relay_parameters(body: str) -> dict[str, str]:
+    """The parameters the relay sends (runbooks/relay.py states them)."""
+    from runbooks.relay import relay_request
+
+    start = relay_request({"WebhookName": "relay", "RequestBody": body}, mode="apply")
+    assert not isinstance(start, relay.Ignored)
+    return start.parameters
+
+
+def _shapes(params: dict[str, str]) -> dict[str, list[str]]:
+    """sys.argv[1:] in every shape the public evidence allows: values only, in order (runbook-input-parameters.md:
+    sys.argv; Start-AzAutomationRunbook example 2: values by position); in another order; each value split at
+    whitespace (azureautomation/runbooks issue #87); the JSON parameter serialized once more (a JSON string
+    literal); the value prefixed with its name."""
+    values = list(params.values())
+    text = json.loads(params["alert"])  # Automation may decode the JSON-encoded value, or pass it as sent
+    settings = values[1:]
+    return {
+        "values in order": values,
+        "values in another order": list(reversed(values)),
+        "split at whitespace": [part for v in values for part in v.split()],
+        "decoded": [text, *settings],
+        "decoded, split at whitespace": [*text.split(), *settings],
+        "decoded, in another order": [*reversed(settings), text],
+        "name=value": [f"alert={text}", *settings],
+        "every value JSON-encoded": [json.dumps(v) for v in values],
+    }
+
+
+@pytest.mark.parametrize("shape", list(_shapes({"alert": json.dumps("{}"), "mode": "m"})))
+def test_the_relay_parameters_are_understood_in_every_shape_python_may_see_them(shape: str) -> None:
+    alert = json.loads(sample("backup-failure-alert.json"))
+    alert["data"]["essentials"]["description"] = "Backup failed; retry=3 later (x y)"  # a setting-like word inside
+    body = json.dumps(alert, indent=2)  # spaces and newlines, as an action group may send it
+    argv = ["fix_backup_failure.py", *_shapes(_relay_parameters(body))[shape]]
+    data, given = aa.parse_argv(argv, "fix_backup_failure")
+    assert given == {"mode": "apply", "allow_disruptive": "false"}
+    assert data is not None
+    t = aa.read_trigger(data)
+    assert [x.name for x in t.targets] == [SAMPLE_VM] and t.alert is not None and t.alert.job_id == SAMPLE_JOB
+
+
+# --- bad alert data: one line, exit 2 (issue #10) -----------------------------------------------
+def _nested(levels: int) -> str:
+    alert = json.loads(sample("backup-failure-alert.json"))
+    alert["data"]["customProperties"] = "@"
+    return json.dumps(alert).replace('"@"', "[" * levels + "]" * levels)
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda: _nested(20000), "nests deeper than 64"),
+    (lambda: "[" * 20000, "nests deeper than 64"),
+    (lambda: sample("backup-failure-alert.json").replace('"Backup failed for', '"' + "x" * (1 << 20) + ' for'),
+     "at most 1048576"),
+    (lambda: sample("backup-failure-alert.json").replace("rg-demo;vm-nsg-blocked/protectedItems/VM;iaasvmcontainerv2;"
+                                                         "rg-demo;vm-nsg-blocked", "x;y/protectedItems/VM;"
+                                                         "iaasvmcontainerv2;rg-demo;vm$(reboot)"), "VM name"),
+    (lambda: sample("backup-failure-alert.json").replace('"category": "Jobs"', '"category": ["Jobs"]'),
+     "category is a list"),
+    (lambda: sample("backup-failure-alert.json").replace('"category": "Jobs"', '"category": 7'), "category is a int"),
+    (lambda: sample("backup-failure-alert.json").replace(f'"jobId": "{SAMPLE_JOB}"', '"jobId": {"a": 1}'),
+     "jobId is a dict"),
+    (lambda: sample("backup-failure-alert.json").replace(f'"jobId": "{SAMPLE_JOB}"', '"jobId": "x y;z"'),
+     "not a backup job ID"),
+])
+def test_bad_alert_data_is_bad_input(make: Any, why: str) -> None:
+    text = make()
+    if "protectedItems/VM;iaasvmcontainerv2;rg-demo;vm$" in text:  # only the protected item names the VM
+        alert = json.loads(text)
+        for key in ("linkedResourceId", "sourceId", "affectedItems"):
+            alert["data"]["alertContext"].pop(key)
+        text = json.dumps(alert)
+    with pytest.raises(BadInput, match=re.escape(why)):
+        aa.read_trigger(text)
+
+
+def test_bad_alert_data_is_one_line_exit_2_and_no_request(armsim: Server) -> None:
+    run = run_entry(armsim, "fix_backup_failure.py", _nested(20000), "mode=apply")
+    assert run.code == 2 and run.stderr == "", run.text
+    assert run.lines[0] == "error: the data nests deeper than 64 levels" and len(run.lines) == 2
+    assert armsim.sim.requests() == []
 
 
 def test_job_error_reads_the_job_the_alert_names(armsim: Server, azure: Any) -> None:

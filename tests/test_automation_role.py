@@ -25,8 +25,12 @@ from test_automation_payloads import (
 )
 
 from armsim import Server
-from remediations.actions import ACTION_NAMES
 from runbooks.automation import ENTRIES
+from runbooks.catalog import CAUSES
+
+# What the runbooks can apply: every fix the catalog names, and the verifying backup. `power-off` stays a
+# CLI action (issue #9: a guest shut down from inside is already stopped), so the role must not grant it.
+RUNBOOK_ACTIONS = {a for c in CAUSES.values() for a in c.fixes} | {"trigger-backup"}
 
 TEMPLATE = AA_DIR / "deploy.json"
 PARAMETERS = AA_DIR / "deploy.parameters.json"
@@ -82,9 +86,12 @@ def test_role_grants_exactly_the_actions_the_runbooks_use(armsim: Server) -> Non
                        "mode=apply")]
     runs += [run_entry(armsim, "fan_out.py", f"vault={VAULT_ID}", f"automation_account={ACCOUNT_ID}",
                        "poll_seconds=0.01")]
+    runs += [run_entry(armsim, "sweep_backup_failures.py", f"vaults={VAULT_ID}", f"automation_account={ACCOUNT_ID}",
+                       "poll_seconds=0.01")]
     assert [r.code for r in runs] == [0] * len(runs), "\n\n".join(r.text for r in runs if r.code)
     applied = {c.split(":", 1)[0] for r in runs for v in r.summary["vms"] for c in v.get("changes") or []}
-    assert applied == set(ACTION_NAMES), f"not every remediation action ran: {set(ACTION_NAMES) - applied}"
+    assert applied == RUNBOOK_ACTIONS, f"not every remediation action ran: {RUNBOOK_ACTIONS ^ applied}"
+    assert "power-off" not in RUNBOOK_ACTIONS
     assert {v["vm"] for r in runs for v in r.summary["vms"]} >= set(ALL_VMS)
 
     log = armsim.sim.requests()
@@ -114,10 +121,28 @@ def test_the_roles_in_the_template_are_the_variables_and_assigned_to_the_account
     assert nested["jobActions"]["value"] == "[variables('jobActions')]"
     assert "identity.principalId" in nested["principalId"]["value"]
     assigns = of_type("Microsoft.Authorization/roleAssignments")
-    assert len(assigns) == 2 and all(a["properties"]["principalType"] == "ServicePrincipal" for a in assigns)
+    assert len(assigns) == 3 and all(a["properties"]["principalType"] == "ServicePrincipal" for a in assigns)
     account_scoped = [a for a in assigns if "scope" in a]
-    assert len(account_scoped) == 1 and "automationAccounts" in account_scoped[0]["scope"]
-    assert "jobRoleName" in account_scoped[0]["properties"]["roleDefinitionId"]
+    assert len(account_scoped) == 2 and all("automationAccounts" in a["scope"] for a in account_scoped)
+    assert all("jobRoleName" in a["properties"]["roleDefinitionId"] for a in account_scoped)
+
+
+def test_the_relay_identity_can_start_jobs_and_nothing_more() -> None:
+    """The relay's requests (GET then PUT of …/jobs/{name}, see the .ps1) are exactly the job role's actions,
+    and its user-assigned identity holds that role on the account and no other."""
+    text = (AA_DIR / "relay_backup_alert.ps1").read_text(encoding="utf-8")
+    methods = set(re.findall(r"Invoke-AzRestMethod -Method (\w+) -Path \$path", text))
+    assert methods == {"GET", "PUT"} and '$path = "$AccountId/jobs/' in text
+    used = {rbac_action(m, f"{ACCOUNT_ID}/jobs/0b0b0b0b-0000-8000-8000-000000000001") for m in methods}
+    assert used == role_actions()[1]
+    relay_id = "userAssignedIdentities', variables('relayIdentityName'))"
+    [relay_assign] = [a for a in of_type("Microsoft.Authorization/roleAssignments")
+                      if relay_id in a["properties"]["principalId"]]
+    assert "jobRoleName" in relay_assign["properties"]["roleDefinitionId"] and "automationAccounts" in relay_assign["scope"]
+    [acct] = of_type("Microsoft.Automation/automationAccounts")
+    assert acct["identity"]["type"] == "SystemAssigned, UserAssigned"
+    [hook] = of_type("Microsoft.Automation/automationAccounts/webhooks")
+    assert relay_id in hook["properties"]["parameters"]["RelayClientId"]
 
 
 # --- the template -----------------------------------------------------------------------------
@@ -147,23 +172,49 @@ def test_template_references_files_that_exist() -> None:
 
 def test_template_creates_what_the_deployment_needs() -> None:
     [acct] = of_type("Microsoft.Automation/automationAccounts")
-    assert acct["identity"]["type"] == "SystemAssigned"
-    [env] = of_type("Microsoft.Automation/automationAccounts/runtimeEnvironments")
+    assert acct["identity"]["type"].startswith("SystemAssigned")
+    env, ps_env = of_type("Microsoft.Automation/automationAccounts/runtimeEnvironments")
     assert env["properties"]["runtime"] == {"language": "Python", "version": "3.10"}
+    assert ps_env["properties"]["runtime"] == {"language": "PowerShell", "version": "7.2"}
+    assert "Az" in ps_env["properties"]["defaultPackages"]
     [pkgs] = of_type("Microsoft.Automation/automationAccounts/runtimeEnvironments/packages")
     assert "parameters('packages')[copyIndex()].file" in pkgs["properties"]["contentLink"]["uri"]
-    [books] = of_type("Microsoft.Automation/automationAccounts/runbooks")
+    books, relay_book = of_type("Microsoft.Automation/automationAccounts/runbooks")
+    assert relay_book["properties"]["runbookType"] == "PowerShell"
+    assert relay_book["properties"]["runtimeEnvironment"] == "[parameters('relayRuntimeEnvironmentName')]"
+    assert "variables('relayRunbook').file" in relay_book["properties"]["publishContentLink"]["uri"]
     assert books["properties"]["runbookType"] == "Python"
     assert books["properties"]["runtimeEnvironment"] == "[parameters('runtimeEnvironmentName')]"
     assert "runbooks')[copyIndex()].file" in books["properties"]["publishContentLink"]["uri"]
     [group] = of_type("Microsoft.Insights/actionGroups")
     [receiver] = group["properties"]["automationRunbookReceivers"]
     assert receiver["useCommonAlertSchema"] is True and receiver["isGlobalRunbook"] is False
+    assert receiver["runbookName"] == "[variables('relayRunbook').name]" and "relay-backup-alert" in receiver["webhookResourceId"]
     [rule] = of_type("Microsoft.AlertsManagement/actionRules")
     props = rule["properties"]
     assert {"field": "MonitorService", "operator": "Equals", "values": ["Azure Backup"]} in props["conditions"]
     assert props["actions"][0]["actionType"] == "AddActionGroups"
     assert of_type("Microsoft.Automation/automationAccounts/webhooks")
+    sweep_schedule = [s for s in of_type("Microsoft.Automation/automationAccounts/schedules") if "sweep-hourly" in s["name"]]
+    assert [(s["properties"]["frequency"], s["properties"]["interval"]) for s in sweep_schedule] == [("Hour", 1)]
+    # a job schedule cannot be deployed twice: the later deployments leave the sweep's out (README step 6)
+    sweep_link = [j for j in of_type("Microsoft.Automation/automationAccounts/jobSchedules")
+                  if j["properties"]["runbook"]["name"] == "sweep_backup_failures"]
+    assert [j["condition"] for j in sweep_link + sweep_schedule] == ["[variables('deploySweep')]"] * 2
+    assert "parameters('scheduleSweep')" in template()["variables"]["deploySweep"]
+
+
+def test_the_deployment_asks_for_no_webhook_on_a_python_runbook() -> None:
+    """Every webhook starts the relay: a PowerShell runbook in a PowerShell runtime environment."""
+    t = template()
+    assert t["variables"]["relayRunbook"]["name"] == "relay_backup_alert"
+    python_books = {r["name"] for r in t["variables"]["runbooks"]}
+    for hook in of_type("Microsoft.Automation/automationAccounts/webhooks"):
+        assert hook["properties"]["runbook"]["name"] == "[variables('relayRunbook').name]"
+        assert not any(name in json.dumps(hook) for name in python_books)
+    for group in of_type("Microsoft.Insights/actionGroups"):
+        assert all(r["runbookName"] == "[variables('relayRunbook').name]"
+                   for r in group["properties"]["automationRunbookReceivers"])
 
 
 def test_settings_the_deployment_passes_are_settings_the_runbooks_accept() -> None:
@@ -172,10 +223,16 @@ def test_settings_the_deployment_passes_are_settings_the_runbooks_accept() -> No
     for key, value in t["variables"]["settings"].items():
         assert value.startswith(f"[format('{key}=")
     [hook] = of_type("Microsoft.Automation/automationAccounts/webhooks")
-    extra = set(re.findall(r"createObject\('(\w+)', \S+?, '(\w+)'", hook["properties"]["parameters"])[0])
-    assert extra <= set(ENTRIES["fan_out"])
-    [sched] = of_type("Microsoft.Automation/automationAccounts/jobSchedules")
-    assert set(sched["properties"]["parameters"]) - {"data"} <= set(ENTRIES["preview_change_window"])
+    ps1 = (AA_DIR / "relay_backup_alert.ps1").read_text(encoding="utf-8")
+    declared = set(re.findall(r"\[string\] \$(\w+)", ps1))
+    mandatory = set(re.findall(r"Mandatory = \$true\)\] \[string\] \$(\w+)", ps1))
+    assert mandatory <= set(hook["properties"]["parameters"]) <= declared
+    preview, sweep = of_type("Microsoft.Automation/automationAccounts/jobSchedules")
+    assert set(preview["properties"]["parameters"]) - {"data"} <= set(ENTRIES["preview_change_window"])
+    assert sweep["properties"]["runbook"]["name"] == "sweep_backup_failures"
+    for key, value in sweep["properties"]["parameters"].items():
+        assert key in ENTRIES["sweep_backup_failures"] and (value.startswith(f"[format('{key}=")
+                                                            or value == f"[variables('settings').{key}]"), key
     assert t["parameters"]["mode"]["defaultValue"] == "dry-run"
     assert t["parameters"]["allowDisruptive"]["defaultValue"] is False
 

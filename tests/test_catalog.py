@@ -109,8 +109,31 @@ def test_unknown_reason_quotes_the_text() -> None:
     assert match_error(None)[1] == "unrecognised error"
 
 
-def test_numeric_code_is_not_a_match() -> None:
-    assert match_error(400235)[0] is UNKNOWN
+def test_a_bare_error_number_says_which_number_and_that_every_cause_is_checked() -> None:
+    entry, why = match_error(None, "", 400235)
+    assert entry.id == "E5" and entry.codes == () and entry.causes == UNKNOWN.causes  # no runbook for a number
+    assert entry.message == ("only the error number 400235 was reported (no code or message): every cause is "
+                             "checked in the E5 order")
+    assert why == "only the error number 400235 was reported (no code or message); no runbook is known for a number"
+    assert match_error("SomethingNobodyKnows", 400235)[0] is UNKNOWN  # a text beside it: the usual fallback
+
+
+@pytest.mark.parametrize(("code", "eid"), [
+    ("UserErrorVmProvisioningStateFailed", "E3"),  # failed extension puts the VM in Failed state: C5 uninstall
+    ("ExtensionInstallationFailed", "E3"),  # the backup extension did not install: the extension runbook
+    ("ExtensionSnapshotFailedNoSecureNetwork", "E2"),  # no secure channel to Storage: the network runbook
+])
+def test_codes_that_used_to_fall_through_have_their_runbook(code: str, eid: str) -> None:
+    entry, why = match_error(code)
+    assert entry is BY_ID[eid] and why == f"code {code}"
+    assert match_error(f"Backup failed (error code {code})")[0] is BY_ID[eid]
+    assert match_error("ExtensionInstallationFailedCOM")[0] is UNKNOWN  # its COM+ variant is another code
+
+
+def test_c4_shutdown_is_a_persons_choice_not_a_power_off() -> None:
+    cause = CAUSES["C4.shutdown"]
+    assert cause.fixes == () and "az vm start" in cause.manual[0] and "az vm deallocate" in cause.manual[0]
+    assert "still allocated" in cause.title and "reports it running" not in cause.title
 
 
 # --- consistency ------------------------------------------------------------------------------

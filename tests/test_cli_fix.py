@@ -194,7 +194,7 @@ def test_action_command_dry_run_then_apply(armsim: Server, tmp_path: Path) -> No
 
 
 def test_action_without_yes_on_a_pipe_is_not_applied(armsim: Server) -> None:
-    r = cli(armsim, "action", "power-off", "vm-rdp-shutdown", "-g", "rg-demo", stdin="")
+    r = cli(armsim, "action", "power-off", "vm-healthy", "-g", "rg-demo", "--force", stdin="")
     assert r.returncode == 3 and "Not applied" in r.stdout
     assert mutating(armsim) == []
 
@@ -252,7 +252,9 @@ def test_audit_records_a_write_whose_wait_then_failed(armsim: Server, tmp_path: 
     r = cli(armsim, "action", "trigger-backup", "vm-nsg-blocked", "-g", "rg-demo", "--yes", "--param", "wait=true",
             "--param", "poll_seconds=0.05", tmp=tmp_path)
     assert r.returncode == 1
-    (line,) = (tmp_path / "azure-backup-runbooks" / "audit.jsonl").read_text().splitlines()
+    sending, line = (tmp_path / "azure-backup-runbooks" / "audit.jsonl").read_text().splitlines()
+    assert json.loads(sending)["outcome"] == "sending"  # the intent, written before the request
     entry = json.loads(line)
-    assert entry["action"] == "trigger-backup" and entry["outcome"] == "error after sending: ExtensionSnapshotFailedNoNetwork"
+    assert entry["action"] == "trigger-backup" and entry["outcome"] == "failed"
+    assert entry["error"] == "ExtensionSnapshotFailedNoNetwork"
     assert entry["correlation_id"]

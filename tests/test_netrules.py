@@ -106,8 +106,18 @@ def test_ip_in_and_port_in() -> None:
             port_in(bad, 1)
 
 
-def test_storage_tag_and_probes() -> None:
-    assert storage_tag("eastus") == storage_tag("EastUS") == storage_tag("East US") == "Storage.eastus"
+def test_storage_tag_is_the_service_tags_api_name_never_built_from_the_region(resolver: TagResolver) -> None:
+    # The API's name as listed, whatever case the region is given in; never "Storage." + a lower-case region.
+    assert storage_tag(resolver, "eastus") == storage_tag(resolver, "EastUS") == storage_tag(resolver, "East US")
+    assert storage_tag(resolver, "eastus") == "Storage.EastUS"
+    # Matched by the API's properties.region, so a tag name that is not "<service>.<region>" is still found.
+    odd = TagResolver.from_service_tags({"values": [
+        {"name": "Storage.USEast", "properties": {"region": "eastus", "addressPrefixes": ["20.38.98.0/24"]}},
+        {"name": "Storage", "properties": {"region": "", "addressPrefixes": ["20.38.98.0/24"]}}]})
+    assert storage_tag(odd, "eastus") == "Storage.USEast"
+    assert odd.with_virtual_network(VNET).regional("Storage", "East US") == "Storage.USEast"
+    with pytest.raises(UnknownTag, match="no Storage tag for region 'westus'"):
+        storage_tag(odd, "westus")
     assert probe_addresses("20.38.98.0/24") == ("20.38.98.1", "20.38.98.254")
     assert probe_addresses("1.2.3.4/32") == ("1.2.3.4",)
     assert probe_addresses("1.2.3.4/31") == ("1.2.3.4", "1.2.3.5")
@@ -236,10 +246,10 @@ def test_nic_deny_internet_blocks_and_plan_service_tag(resolver: TagResolver) ->
         "Allow",
         "Tcp",
     )
-    assert new.dest_prefixes == ("Storage.eastus",) and new.source_prefixes == ("*",)
+    assert new.dest_prefixes == ("Storage.EastUS",) and new.source_prefixes == ("*",)
     assert new.source_ports == ("*",) and new.dest_ports == ("443",)
     body = new.to_arm()["properties"]
-    assert body["destinationAddressPrefix"] == "Storage.eastus" and body["destinationPortRange"] == "443"
+    assert body["destinationAddressPrefix"] == "Storage.EastUS" and body["destinationPortRange"] == "443"
     assert egress_verdicts([apply(nic, plan)], region="eastus", resolver=resolver, src_ip=VM_IP) == []
 
 
@@ -339,7 +349,7 @@ def test_default_blocker_caps_priority_at_4096(resolver: TagResolver) -> None:
     assert plan_allow_rules(nic, other, region="eastus", resolver=resolver) == []
 
 
-def test_ip_ranges_mode_chunks() -> None:
+def test_ip_ranges_mode_one_rule_per_port_with_every_prefix() -> None:
     five = [
         "20.38.98.0/24",
         "52.239.152.0/22",
@@ -348,23 +358,18 @@ def test_ip_ranges_mode_chunks() -> None:
         "52.241.88.0/21",
         "2603:1030::/48",
     ]
-    resolver = TagResolver({"Storage.eastus": five}, VNET)
+    resolver = TagResolver({"Storage.EastUS": five}, VNET)
     nic = nsg([out_rule("deny-internet", 200, "Deny", "Internet", ports="*")])
     blocked = egress_verdicts([nic], region="EastUS", ports=(443, 8443), resolver=resolver, src_ip=VM_IP)
     assert [b.destinations for b in blocked] == [tuple(five[:5])] * 2  # IPv6 prefix skipped
-    plan = plan_allow_rules(
-        nic, blocked, region="EastUS", mode="ip-ranges", resolver=resolver, max_prefixes_per_rule=2
-    )
+    plan = plan_allow_rules(nic, blocked, region="EastUS", mode="ip-ranges", resolver=resolver)
+    # No per-rule chunking: Azure's limit is on the whole NSG (netlimits), not on one rule.
     assert [(r.name, r.priority, len(r.dest_prefixes)) for r in plan] == [
-        ("allow-azure-backup-443-01", 199, 2),
-        ("allow-azure-backup-443-02", 198, 2),
-        ("allow-azure-backup-443-03", 197, 1),
-        ("allow-azure-backup-8443-01", 196, 2),
-        ("allow-azure-backup-8443-02", 195, 2),
-        ("allow-azure-backup-8443-03", 194, 1),
+        ("allow-azure-backup-443-01", 199, 5),
+        ("allow-azure-backup-8443-01", 198, 5),
     ]
-    assert plan[0].to_arm()["properties"]["destinationAddressPrefixes"] == five[:2]
-    assert plan[2].to_arm()["properties"]["destinationAddressPrefix"] == five[4]
+    assert plan[0].to_arm()["properties"]["destinationAddressPrefixes"] == five[:5]
+    assert plan[0].description == "Azure Backup: allow TCP 443 to Storage.EastUS"
     assert (
         egress_verdicts(
             [apply(nic, plan)], region="eastus", ports=(443, 8443), resolver=resolver, src_ip=VM_IP
@@ -392,6 +397,14 @@ def test_multiple_blockers_for_one_port(resolver: TagResolver) -> None:
         ("deny-a", ("20.38.98.0/24",)),
     ]
     assert [r.priority for r in plan_allow_rules(nic, blocked, region="eastus", resolver=resolver)] == [249]
+
+
+def test_same_rule_tells_a_wrong_case_tag_apart(resolver: TagResolver) -> None:
+    ours = out_rule("allow-azure-backup-443", 199, "Allow", "Storage.EastUS")
+    old = out_rule("allow-azure-backup-443", 199, "Allow", "Storage.eastus")  # what earlier versions wrote
+    assert not same_rule(ours, old) and same_rule(ours, out_rule("ALLOW-azure-backup-443", 199, "Allow",
+                                                                 "Storage.EastUS"))
+    assert same_rule(out_rule("a", 1, "Allow", ("10.0.0.0/25", "10.0.0.128/25")), out_rule("a", 1, "Allow", "10.0.0.0/24"))
 
 
 def test_service_tag_case_insensitive(resolver: TagResolver) -> None:
@@ -566,8 +579,10 @@ def test_effective_fixture_and_nsg_get_fixture() -> None:
 def test_same_rule_edge_cases() -> None:
     base = out_rule("Allow-Azure-Backup-443", 199, "Allow", "Storage.EastUS")
     assert same_rule(
-        base, out_rule("allow-azure-backup-443", 199, "allow", "storage.eastus", ports="443-443")
+        base, out_rule("allow-azure-backup-443", 199, "allow", "Storage.EastUS", ports="443-443")
     )
+    # A tag spelled in another case than the Service Tags API's is a different rule: it gets rewritten.
+    assert not same_rule(base, out_rule("allow-azure-backup-443", 199, "Allow", "storage.eastus"))
     assert same_rule(
         base,
         Rule(
@@ -578,7 +593,7 @@ def test_same_rule_edge_cases() -> None:
             "tcp",
             ("0.0.0.0/0",),
             ("0-65535",),
-            ("Storage.eastus",),
+            ("Storage.EastUS",),
             ("443",),
         ),
     )

@@ -3,13 +3,21 @@
 Wanted state: the VM's latest backup succeeded, or one is in progress. The plan reads where the VM
 is protected (backupStatus), the protected item (last backup status and time) and the vault's
 backup jobs of the last 24 h, and triggers a backup only when the latest one failed (or `force`),
-none is running, and Azure's caps allow another (MAX_ON_DEMAND_PER_DAY, MAX_ATTEMPTS_PER_24H).
+none is running, and Azure's on-demand limit allows another: it refuses at the hard limit of
+ON_DEMAND_HARD_LIMIT (9) on-demand attempts per UTC day and warns past Microsoft's recommended
+ON_DEMAND_RECOMMENDED (3); scheduled backups do not count (backup support matrix,
+MicrosoftDocs/azure-docs articles/backup/backup-support-matrix-iaas.md).
 
 The trigger POST is not idempotent. It is the only step a retry can repeat, and every retry
 re-reads the job history first (the base class re-plans before it re-executes), so a backup
 that was created although its answer was lost shows up InProgress and is not triggered again.
 Polls of the trigger operation and of the job are GETs: a transient failure there is just a
 missed poll, retried in the loop until its deadline, never a reason to trigger again.
+
+The backup job itself is the lock (docs/concurrency.md): a trigger is never sent while a job of the item
+runs (it is followed, or named with its start when it began before the fix). Two runs that read the job
+list at once can both trigger; Azure then fails the later job with UserErrorBackupOperationInProgress
+(REFUSED_CODES), and the run that owns it follows the job that held the item instead.
 
 Outcome: with `wait`, a job that ends Failed raises BackupJobFailed (an ArmCallError), so the
 Outcome is `failed` with the job's error title (e.g. ExtensionSnapshotFailedNoNetwork) as
@@ -30,7 +38,17 @@ from pydantic import Field
 
 from ..action import Action, ActionParams
 from ..azure import Azure, is_transient, poll_pause
-from ..backupjobs import JobView, arm_container, cap_refusal, for_vm, job_view, jobs_filter, parse_time, when
+from ..backupjobs import (
+    JobView,
+    arm_container,
+    cap_refusal,
+    cap_warning,
+    for_vm,
+    job_view,
+    jobs_filter,
+    parse_time,
+    when,
+)
 from ..errors import ArmCallError
 from ..facts import backup_item
 from ..model import Change, Outcome, Plan
@@ -48,7 +66,10 @@ class BackupJobFailed(ArmCallError):
 
 
 class TriggerOperationFailed(ArmCallError):
-    """The trigger's own operation ended Failed/Canceled; internal errors re-plan (re-read jobs) and retry."""
+    """The trigger's own operation ended Failed/Canceled naming no job; internal errors re-plan (re-read jobs) and retry.
+
+    An operation that ended badly but names its job is no failure of the trigger: the job is followed.
+    """
 
     @property
     def retryable(self) -> bool:
@@ -95,7 +116,7 @@ def _operation_id(headers: dict[str, str]) -> str:
 
 
 class TriggerBackup(Action[TriggerParams, BackupFacts]):
-    """Trigger an on-demand backup unless the latest succeeded, one is running, or Azure's caps forbid it."""
+    """Trigger an on-demand backup unless the latest succeeded, one is running, or Azure's hard limit forbids it."""
 
     name = "trigger-backup"
     summary = "take an on-demand backup of the VM and (optionally) follow its job"
@@ -131,7 +152,7 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
 
     # --- plan --------------------------------------------------------------------------------
     def plan(self, facts: BackupFacts, params: TriggerParams) -> Plan:
-        """A `run` backup when the latest failed (or forced) and none runs and the caps allow; else why not."""
+        """A `run` backup when the latest failed (or forced), none runs and the hard limit allows (warned past 3); else why not."""
         vm = facts.vm
         plan = Plan(action=self.name, target=str(params.target))
         if not facts.protected:
@@ -146,16 +167,16 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
         def before_fix(j: JobView) -> bool:
             return j.id.lower() in excluded or j.start is None or (since is not None and j.start < since)
 
-        if running is not None and since is not None:
-            if before_fix(running):
-                plan.reason = (f"backup job {running.id} of {vm}, started {when(running.start)} before the fix, is "
-                               f"still {running.status}; a new backup cannot start until it ends")
-                plan.manual.append(f"wait for backup job {running.id} to end, then verify again "
-                                   f"(python -m runbooks action trigger-backup {vm} --param wait=true)")
-                return plan
-            if params.wait:
-                plan.changes.append(self._follow_change(facts, params, running))
-                return plan
+        # A running job holds the item: a trigger now would only make a refused job (docs/concurrency.md).
+        if running is not None and since is not None and before_fix(running):
+            plan.reason = (f"backup job {running.id} of {vm}, started {when(running.start)} before the fix, is "
+                           f"still {running.status}; a new backup cannot start until it ends")
+            plan.manual.append(f"wait for backup job {running.id} to end, then verify again "
+                               f"(python -m runbooks action trigger-backup {vm} --param wait=true)")
+            return plan
+        if running is not None and since is not None and params.wait:
+            plan.changes.append(self._follow_change(facts, params, running))
+            return plan
         if running is not None:
             plan.reason = f"backup job {running.id} for {vm} is {running.status} (started {when(running.start)})"
             return plan
@@ -182,6 +203,9 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             plan.reason, step = refusal
             plan.manual.append(step)
             return plan
+        warning = cap_warning(facts.jobs, vm, facts.now)
+        if warning is not None:
+            plan.notes.append(warning)
         if facts.power_state and facts.power_state != "running":
             plan.notes.append(f"{vm} is {facts.power_state}: the backup will be crash-consistent")
         reason = f"forced: the latest backup of {vm} succeeded at {when(at)}" if ok else failed_why
@@ -195,7 +219,8 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
                     "at": at.isoformat() if at else None},
             after={"backup": "InProgress"},
             data={"vault": facts.vault_name, "vault_group": facts.vault_group, "container": facts.container,
-                  "item": facts.item, "power_state": facts.power_state}))
+                  "item": facts.item, "power_state": facts.power_state,
+                  **({"warning": warning} if warning else {})}))
         return plan
 
     def _follow_change(self, facts: BackupFacts, params: TriggerParams, job: JobView) -> Change:
@@ -214,12 +239,17 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
         return isinstance(exc, TriggerOperationFailed) and exc.retryable
 
     def execute(self, azure: Azure, params: TriggerParams, change: Change) -> str | None:
-        """POST the trigger, learn the job id from its operation, and with `wait` follow the job to its end."""
+        """POST the trigger, learn the job id from its operation, with `wait` follow the job; the plan's warning kept."""
+        note = self._trigger(azure, params, change)
+        warning = change.data.get("warning")
+        return f"{note}; {warning}" if note and warning else note
+
+    def _trigger(self, azure: Azure, params: TriggerParams, change: Change) -> str | None:
         from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
 
         d = change.data
         if d.get("follow"):
-            self.last_result = {"vault": d["vault"], "job_id": d["follow"]}
+            self.last_result = {"vault": d["vault"], "job_id": d["follow"], "followed": True}
             return self._finish(azure, params, d, d["follow"])
         expiry = datetime.now(timezone.utc) + timedelta(days=params.retention_days)
         body = BackupRequestResource(properties=IaasVMBackupRequest(recovery_point_expiry_time_in_utc=expiry))
@@ -243,6 +273,14 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
         job = job_view(self.follow(azure, params, job_id, self.progress, vault=d["vault"],
                                    vault_group=d["vault_group"]))
         self.last_result["status"] = job.status
+        held = None
+        if job.refused:  # another run's trigger won the race: follow the job that holds the item instead
+            held = self._holder(azure, params, job)
+            if held is not None:
+                self.last_result.update(refused_job=job_id, job_id=held.id, followed=True)
+                job_id, job = held.id, job_view(self.follow(azure, params, held.id, self.progress, vault=d["vault"],
+                                                            vault_group=d["vault_group"]))
+                self.last_result["status"] = job.status
         if job.status.lower() in ("failed", "cancelled", "canceled"):
             code = job.error if (job.error_title or job.error_number is not None) else f"BackupJob{job.status}"
             raise BackupJobFailed(None, code, f"backup job {job_id} for {vm} {job.status}"
@@ -250,9 +288,20 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
                                   correlation_id=azure.last_correlation_id())
         note = "" if (d.get("power_state") or "running") == "running" else \
             f" (crash-consistent: {vm} is {d['power_state']})"
+        if held is not None:
+            note += (f" (this run's trigger was refused as job {self.last_result['refused_job']}: job {job_id}, "
+                     f"started {when(held.start)}, held {vm})")
         if job.active:
             return f"job {job_id} still {job.status} after {params.wait_seconds:g} s{note}"
         return f"job {job_id} {job.status}{note}"
+
+    def _holder(self, azure: Azure, params: TriggerParams, refused: JobView) -> JobView | None:
+        """The job that held the item when `refused` was refused: one still running, else the newest that began before it."""
+        jobs = [j for j in self.read(azure, params).jobs if j.id != refused.id and not j.refused]
+        running = next((j for j in jobs if j.active), None)
+        if running is not None or refused.start is None:
+            return running
+        return next((j for j in jobs if j.start is not None and j.start <= refused.start), None)
 
     def _job_id(self, azure: Azure, params: TriggerParams, d: dict[str, Any], op_id: str) -> str | None:
         """Poll the trigger operation until it names its job (the operation ends in seconds)."""
@@ -276,6 +325,9 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
                 return job_id
             if status in ("failed", "canceled", "cancelled", "invalid"):
                 err = st.get("error") or {}
+                if job_id:  # the job exists: the backup started although its trigger operation ended badly
+                    self.last_result["trigger_operation"] = f"{status}: {err.get('code') or 'no code'}"
+                    return job_id
                 raise TriggerOperationFailed(None, str(err.get("code") or f"TriggerOperation{status.title()}"),
                                              str(err.get("message") or f"backup trigger operation {op_id} {status}"),
                                              correlation_id=azure.last_correlation_id())

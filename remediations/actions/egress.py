@@ -1,9 +1,11 @@
-"""allow-backup-egress: add outbound NSG allow rules so the backup extension reaches Storage.<region>.
+"""allow-backup-egress: add outbound NSG allow rules so the backup extension reaches the region's Storage.
 
 Read the VM's NICs, subnets and NSGs; judge TCP egress to the region's Storage prefixes with the pure
-evaluator in `remediations.netrules`; place one allow rule per blocked port (or per chunk of prefixes)
-just ahead of the blocking rule; write each rule with a child-rule PUT guarded by If-None-Match /
-If-Match. A rule priority taken, an etag gone stale or a superseded write re-reads and re-plans.
+evaluator in `remediations.netrules`; place one allow rule per blocked port just ahead of the blocking
+rule, its destination the Storage tag as the Service Tags API names it (`Storage.EastUS`) or that tag's
+prefixes; refuse when the prefixes would not fit the NSG (`remediations.netlimits`); write each rule with a
+child-rule PUT guarded by If-None-Match / If-Match. A rule priority taken, an etag gone stale or a
+superseded write re-reads and re-plans.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import dataclasses
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from ..action import Action, ActionParams
 from ..azure import Azure
 from ..errors import arm_error
 from ..model import Change, Plan
+from ..netlimits import MAX_NSG_PREFIXES, PrefixLimit, check_prefix_room
 from ..netrules import (
     WIRESERVER_IP,
     Blocked,
@@ -48,14 +51,15 @@ _REPLAN_CODES = frozenset({
 
 
 class EgressParams(ActionParams):
-    """Which VM, the destination form (service tag or IP ranges), ports, prefixes per rule; `force` is moot."""
+    """Which VM, the destination form (service tag or IP ranges) and the ports; `force` is moot."""
 
-    # ports None: 443, plus 8443 for a VM with managed disks (the 2017 article). `force` changes nothing:
-    # with no blocking rule there is nothing to place an allow rule ahead of.
+    # ports None: 443 only. Port 8443 (a 2017 article, for managed disks) is obsolete: "You no longer have
+    # to unblock port 8443" (docs maintainer, MicrosoftDocs/azure-docs.ja-jp issue #292), and 443 is "the only
+    # port required" (MicrosoftDocs/azure-docs issue #29625). `force` changes nothing: with no blocking rule
+    # there is nothing to place an allow rule ahead of.
 
     mode: Literal["service-tag", "ip-ranges"] = "service-tag"
     ports: tuple[int, ...] | None = None
-    max_prefixes_per_rule: int = Field(default=4000, ge=1, le=4000)
 
     @field_validator("ports")
     @classmethod
@@ -116,16 +120,24 @@ def _place(view: NsgView, blocked: list[Blocked], **kw: Any) -> list[Rule]:
     return planned
 
 
+def _no_room(e: PrefixLimit, tag: str, mode: str) -> str:
+    """The one line that refuses a plan whose rules would not fit the NSG's prefix limit."""
+    hint = (f"use --mode service-tag: one {tag} entry per port instead of its prefixes" if mode == "ip-ranges"
+            else "free some of its prefixes first")
+    return (f"refused: {e.nsg_name} holds {e.held:,} {e.side} prefixes and an NSG may hold {MAX_NSG_PREFIXES:,}; "
+            f"the allow rules need {e.adding:,} more; {hint}")
+
+
 def _blocker_text(nsg_name: str, rule: Rule) -> str:
     kind = "default rule" if rule.default else "rule"
     return f"{nsg_name} {kind} {rule.name} (priority {rule.priority})"
 
 
 class AllowBackupEgress(Action[EgressParams, EgressFacts]):
-    """Outbound allow rules to Storage.<region> ahead of whatever NSG rule blocks backup egress."""
+    """Outbound allow rules to the region's Storage tag ahead of whatever NSG rule blocks backup egress."""
 
     name: ClassVar[str] = "allow-backup-egress"
-    summary: ClassVar[str] = "allow outbound TCP 443 (and 8443) to the region's Storage on the blocking NSGs"
+    summary: ClassVar[str] = "allow outbound TCP 443 to the region's Storage on the blocking NSGs"
     Params: ClassVar[type[ActionParams]] = EgressParams
 
     def read(self, azure: Azure, params: EgressParams) -> EgressFacts:
@@ -133,12 +145,10 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
         return read_egress(azure, params.target)
 
     def plan(self, facts: EgressFacts, params: EgressParams) -> Plan:
-        """Allow rules for every NSG that denies TCP egress to Storage.<region>; pure."""
+        """Allow rules for every NSG that denies TCP egress to the region's Storage tag; pure."""
         target = str(params.target)
-        ports = params.ports or ((443, 8443) if facts.managed_disks else (443,))
-        tag = storage_tag(facts.location)
-        flows = f"outbound TCP {', '.join(map(str, ports))} to {tag}"
-        resolver = TagResolver.from_service_tags(facts.service_tags, facts.vnet_prefixes())
+        ports = params.ports or (443,)
+        resolver = facts.resolver()
         views = {n.id.lower(): _views(n) for n in facts.nsgs}
         chains = facts.chains()
         notes = self._notes(chains, views, resolver)
@@ -146,8 +156,15 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
         def empty(reason: str, manual: list[str] | None = None) -> Plan:
             return Plan(action=self.name, target=target, reason=reason, notes=notes, manual=manual or [])
 
+        tcp = f"outbound TCP {', '.join(map(str, ports))}"
         if not facts.nsgs:
-            return empty(f"{flows} is allowed: no NSG is attached to the NICs or subnets of {facts.vm_name}")
+            return empty(f"{tcp} is allowed: no NSG is attached to the NICs or subnets of {facts.vm_name}")
+        try:
+            tag = storage_tag(resolver, facts.location)
+        except UnknownTag as e:
+            return empty(f"cannot judge {tcp} to the region's Storage: {e}",
+                         [f"check that the Service Tags API lists a Storage tag for region {facts.location!r}"])
+        flows = f"{tcp} to {tag}"
         blocked: list[Blocked] = []
         try:
             for ip, chain in chains:
@@ -168,8 +185,11 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
                 continue
             try:
                 planned = _place(views[nsg.id.lower()][1], mine, region=facts.location, mode=params.mode,
-                                 resolver=resolver, max_prefixes_per_rule=params.max_prefixes_per_rule,
-                                 name_prefix=NAME_PREFIX)
+                                 resolver=resolver, name_prefix=NAME_PREFIX)
+                check_prefix_room(views[nsg.id.lower()][1], planned)
+            except PrefixLimit as e:
+                how = "with the service-tag mode" if params.mode == "ip-ranges" else "after freeing prefixes there"
+                return empty(_no_room(e, tag, params.mode), [f"allow {flows} on {nsg.name} {how}"])
             except NoFreePriority as e:
                 blocked_ports = ", ".join(str(p) for p in sorted({b.port for b in mine}))
                 stuck.append(str(e))

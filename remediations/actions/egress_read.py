@@ -1,4 +1,8 @@
-"""Facts for allow-backup-egress: the VM's NICs, subnets, NSGs (raw JSON with etags) and service tags."""
+"""Facts for allow-backup-egress: the VM's NICs, subnets, NSGs (raw JSON with etags) and service tags.
+
+The Service Tags API is read through `remediations.facts.service_tags`: once per process and region,
+so a run's plan, re-plans and verification share one read.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ..azure import Azure
+from ..facts import service_tags
+from ..netaddr import TagResolver
 from ..reads import read_vm
 from ..target import Target
 
@@ -98,11 +104,10 @@ class EgressFacts:
     vm_name: str
     vm_id: str
     location: str
-    managed_disks: bool
     nics: tuple[NicFacts, ...]
     subnets: tuple[SubnetFacts, ...]
     nsgs: tuple[NsgFacts, ...]
-    service_tags: Mapping[str, Any]
+    service_tags: TagResolver
 
     def nsg(self, nsg_id: str | None) -> NsgFacts | None:
         """The NSG with this id, if it was read."""
@@ -133,6 +138,10 @@ class EgressFacts:
     def vnet_prefixes(self) -> tuple[str, ...]:
         """The address prefixes of the subnets read (the part of VirtualNetwork we know)."""
         return tuple(p for s in self.subnets for p in s.prefixes)
+
+    def resolver(self) -> TagResolver:
+        """The region's service tags, with the subnets read as the VirtualNetwork tag."""
+        return self.service_tags.with_virtual_network(self.vnet_prefixes())
 
 
 def _nic_facts(d: Mapping[str, Any]) -> NicFacts:
@@ -188,7 +197,7 @@ def _settled_nsg(azure: Azure, nsg_id: str) -> dict[str, Any]:
 
 
 def read_egress(azure: Azure, target: Target) -> EgressFacts:
-    """GET the VM, each NIC, each NIC's subnet, each distinct NSG (NIC scope first) and the region's tags."""
+    """GET the VM, each NIC, each NIC's subnet, each distinct NSG (NIC scope first); the region's tags (cached)."""
     vm = read_vm(azure, target)
     net = azure.network
     nics: list[NicFacts] = []
@@ -211,7 +220,5 @@ def read_egress(azure: Azure, target: Target) -> EgressFacts:
         if sn.nsg_id:
             wanted.setdefault(sn.nsg_id.lower(), (sn.nsg_id, "subnet"))
     nsgs = [_nsg_facts(_settled_nsg(azure, nsg_id), nsg_id, scope) for nsg_id, scope in wanted.values()]
-    tags = azure.call(net.service_tags.list, vm.location).as_dict()
-    os_disk = ((vm.raw.get("properties") or {}).get("storageProfile") or {}).get("osDisk") or {}
-    return EgressFacts(vm.name, vm.id, vm.location, bool(os_disk.get("managedDisk")), tuple(nics),
-                       tuple(subnets.values()), tuple(nsgs), freeze({"values": tags.get("values") or []}))
+    return EgressFacts(vm.name, vm.id, vm.location, tuple(nics), tuple(subnets.values()), tuple(nsgs),
+                       service_tags(azure, vm.location))

@@ -17,7 +17,15 @@ from ..action import Action, ActionParams
 from ..azure import Azure
 from ..model import Change, Plan
 from ..reads import read_vm
-from .guest_agent import GuestFacts, RestartGuestAgent, WaitParams, guest_gate, script_step, wait_agent_ready
+from .guest_agent import (
+    GuestFacts,
+    RestartGuestAgent,
+    WaitParams,
+    guest_gate,
+    restart_time,
+    script_step,
+    wait_agent,
+)
 
 __all__ = ["MIN_LINUX_AGENT", "EnableIaasVmProvider", "RestartGuestAgent", "SetVssCopyBackup", "UpgradeLinuxAgent"]
 
@@ -25,6 +33,8 @@ __all__ = ["MIN_LINUX_AGENT", "EnableIaasVmProvider", "RestartGuestAgent", "SetV
 MIN_LINUX_AGENT = "2.2.53.1"
 VSS_KEY = r"HKLM\SOFTWARE\Microsoft\BcdrAgent"
 VSS_VALUE = "USEVSSCOPYBACKUP"
+# The package per package manager when the status script does not name it (Debian's apt package is waagent,
+# Ubuntu's walinuxagent: update-linux-agent.md; the status script reports which).
 _PACKAGES = {"apt": "walinuxagent", "dnf": "WALinuxAgent", "yum": "WALinuxAgent", "zypper": "python-azure-agent"}
 _UPDATE_DOC = "https://learn.microsoft.com/azure/virtual-machines/extensions/update-linux-agent"
 
@@ -177,7 +187,8 @@ class UpgradeLinuxAgent(Action[UpgradeParams, GuestFacts]):
         elif version_tuple(version) < version_tuple(minimum):
             why.append(f"agent {version} is older than the supported minimum {minimum}")
         if not auto:
-            why.append("AutoUpdate.Enabled is off in /etc/waagent.conf")
+            why.append("auto-update is off in /etc/waagent.conf (AutoUpdate.UpdateToLatestVersion or "
+                       "AutoUpdate.Enabled is n)")
         if unit and not enabled:
             why.append(f"the {unit} unit is not enabled (no automatic restart at boot)")
         if not why:
@@ -192,9 +203,9 @@ class UpgradeLinuxAgent(Action[UpgradeParams, GuestFacts]):
                            f"{r.get('distro_version') or ''}".rstrip()
                            + ", which the upgrade script does not support; " + "; ".join(why))
             plan.manual.append(f"update the agent on {name} with the distribution's package manager and set "
-                               f"AutoUpdate.Enabled=y: {_UPDATE_DOC}")
+                               f"auto-update on (AutoUpdate.UpdateToLatestVersion=y, AutoUpdate.Enabled=y where set): {_UPDATE_DOC}")
             return plan
-        package = _PACKAGES[pm]
+        package = str(r.get("package") or _PACKAGES[pm])
         plan.changes.append(Change(
             action=self.name, kind="change", resource=f"{name}/packages/{package}", resource_id=facts.vm.id,
             summary=f"upgrade {package} from the {pm} repository, enable auto-update and automatic restart",
@@ -205,9 +216,15 @@ class UpgradeLinuxAgent(Action[UpgradeParams, GuestFacts]):
         return plan
 
     def execute(self, azure: Azure, params: UpgradeParams, change: Change) -> str | None:
-        """Run `linux-agent-upgrade` (it restarts the agent), then wait for the agent to report Ready."""
-        out = script_step(azure, params.target, "linux-agent-upgrade")
-        self.last_result = {k: out.get(k) for k in ("unit", "package", "package_manager", "before", "after",
-                                                     "auto_update", "enabled", "active")}
-        ready = wait_agent_ready(azure, params.target, params.wait_ready_seconds, params.poll_seconds)
-        return f"{out.get('unit')} {out.get('before')} -> {out.get('after')} via {out.get('package_manager')}; {ready}"
+        """Run `linux-agent-upgrade` (it installs and restarts detached), wait until the agent reports Ready after
+        the restart, then read the version it runs with `linux-agent-status`."""
+        t = params.target
+        out = script_step(azure, t, "linux-agent-upgrade")
+        back, ready = wait_agent(azure, t, params.wait_ready_seconds, params.poll_seconds, after=restart_time(out))
+        after = script_step(azure, t, "linux-agent-status").get("version") if back else None
+        self.last_result = {**{k: out.get(k) for k in ("unit", "package", "package_manager", "before", "auto_update",
+                                                        "enabled", "how", "log")}, "after": after}
+        if not back:
+            ready += (f"; the upgrade runs detached in the guest (its log: {out.get('log') or 'the job log'}); "
+                      f"run upgrade-linux-agent on {t.name} again once the agent reports")
+        return f"{out.get('unit')} {out.get('before')} -> {after or 'unknown'} via {out.get('package_manager')}; {ready}"

@@ -7,21 +7,23 @@ of the VM through the platform (disruptive, needs consent), or an offline repair
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import Field
 
 from ..action import Action, ActionParams
 from ..azure import Azure, is_transient, poll_pause
-from ..errors import ArmCallError, arm_error
+from ..errors import ArmCallError
 from ..model import Change, Plan
-from ..reads import ScriptFailed, VmView, read_vm, run_script, shut_down_inside
+from ..reads import ScriptFailed, VmView, read_vm, run_script
 from ..target import Target
 
-__all__ = ["AgentFacts", "GuestFacts", "RestartGuestAgent", "WaitParams", "guest_gate", "script_step",
-           "wait_agent_ready"]
+__all__ = ["AgentFacts", "GuestFacts", "RestartGuestAgent", "WaitParams", "agent_status_time", "guest_gate",
+           "parse_time", "restart_time", "script_step", "wait_agent", "wait_agent_ready"]
 
 _SETTLING = {"updating", "transitioning", "creating"}
 _BROKEN = {"failed", "deleting"}
@@ -45,10 +47,9 @@ class GuestFacts:
 
 @dataclass(frozen=True)
 class AgentFacts:
-    """The VM view, Resource Health (read only when the agent is silent), and whether we restarted already."""
+    """The VM view, and whether we restarted already."""
 
     vm: VmView
-    health: dict[str, Any] | None = None
     restarted: bool = False
 
 
@@ -74,8 +75,7 @@ def guest_gate(action: str, target: Target, vm: VmView, os_type: str, what: str)
         return Plan(action=action, target=str(target),
                     reason=_silent(vm, name) + "; Run Command needs a responsive agent",
                     manual=[f"make the agent answer first: run restart-guest-agent on {name} (it restarts {name} "
-                            "through the platform when the agent is hung; a guest shut down from inside needs "
-                            "power-off and start instead), then retry this action"])
+                            "through the platform when the agent is hung), then retry this action"])
     return None
 
 
@@ -87,16 +87,39 @@ def script_step(azure: Azure, target: Target, script_id: str) -> dict[str, Any]:
         raise ArmCallError(None, e.code, str(e)) from None
 
 
-def wait_agent_ready(azure: Azure, target: Target, seconds: float, poll: float) -> str:
-    """Poll the instance view until the agent reports Ready (bounded); returns the evidence line."""
+def agent_status_time(vm: VmView) -> datetime | None:
+    """The time of the agent's last status report in the instance view (UTC), None when absent or unreadable."""
+    iv = (vm.raw.get("properties") or {}).get("instanceView") or {}
+    statuses = (iv.get("vmAgent") or {}).get("statuses") or []
+    return parse_time(statuses[0].get("time")) if statuses else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ARM or script timestamp (ISO 8601, `Z` or an offset, up to 7 fraction digits) as aware UTC; None if not one."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?", str(value or "").strip())
+    if not m:
+        return None
+    fraction = f".{(m.group(2) or '0')[:6]:0<6}"
+    zone = "+00:00" if m.group(3) in (None, "Z") else m.group(3)
+    return datetime.fromisoformat(m.group(1) + fraction + zone).astimezone(timezone.utc)
+
+
+def wait_agent(azure: Azure, target: Target, seconds: float, poll: float, *,
+               after: datetime | None = None) -> tuple[bool, str]:
+    """Poll the instance view until the agent reports Ready, with a status time later than `after` when given
+    (a restart scheduled for then has happened), bounded by `seconds`; (whether it did, the evidence line)."""
     start = time.monotonic()
     deadline = start + seconds
+    since = f" since {after.strftime('%H:%M:%SZ')}" if after else ""
     while True:
         try:
             vm = read_vm(azure, target)
-            if vm.running and vm.agent_ready:
-                return (f"guest agent on {target.name} Ready (version {vm.agent_version or 'unknown'}) after "
-                        f"{time.monotonic() - start:.0f} s")
+            reported = agent_status_time(vm)
+            if vm.running and vm.agent_ready and (after is None or (reported is not None and reported > after)):
+                return True, (f"guest agent on {target.name} Ready{since} (version {vm.agent_version or 'unknown'}) "
+                              f"after {time.monotonic() - start:.0f} s")
             pause = poll
         except Exception as e:  # a transient read failure while the VM comes back: keep polling
             if not is_transient(e):
@@ -104,15 +127,30 @@ def wait_agent_ready(azure: Azure, target: Target, seconds: float, poll: float) 
             pause = poll_pause(e, poll)
         now = time.monotonic()
         if now >= deadline:
-            return f"guest agent on {target.name} not Ready after {seconds:.0f} s"
+            return False, f"guest agent on {target.name} not Ready{since} after {seconds:.0f} s"
         time.sleep(min(pause, deadline - now))
+
+
+def wait_agent_ready(azure: Azure, target: Target, seconds: float, poll: float, *,
+                     after: datetime | None = None) -> str:
+    """The evidence line of `wait_agent`."""
+    return wait_agent(azure, target, seconds, poll, after=after)[1]
+
+
+def restart_time(out: dict[str, Any]) -> datetime:
+    """When a detached restart is due: the script's `restart_at`, else now plus its `delay` (10 s by default)."""
+    due = parse_time(out.get("restart_at"))
+    if due is not None:
+        return due
+    delay = out.get("delay")
+    return datetime.now(timezone.utc) + timedelta(seconds=float(delay) if isinstance(delay, (int, float)) else 10.0)
 
 
 class RestartGuestAgent(Action[WaitParams, AgentFacts]):
     """Restart the guest agent through Run Command, or the VM through the platform when the agent is silent."""
 
     name = "restart-guest-agent"
-    summary = "restart the VM guest agent (walinuxagent/waagent or WindowsAzureGuestAgent)"
+    summary = "restart the VM guest agent (walinuxagent/waagent, or RdAgent and WindowsAzureGuestAgent)"
     Params = WaitParams
     disruptive = True  # only the platform restart, planned when the agent does not answer
 
@@ -120,20 +158,9 @@ class RestartGuestAgent(Action[WaitParams, AgentFacts]):
         self._restarted: set[str] = set()
 
     def read(self, azure: Azure, params: WaitParams) -> AgentFacts:
-        """The VM with its instance view; Resource Health only when the VM runs and the agent is silent."""
-        vm = read_vm(azure, params.target)
-        health = None
-        if vm.running and not vm.agent_ready:
-            from azure.core.exceptions import HttpResponseError
-
-            try:
-                status = azure.call(azure.health.availability_statuses.get_by_resource, vm.id.lstrip("/"))
-                health = (status.as_dict() if hasattr(status, "as_dict") else dict(status)).get("properties") or {}
-            except HttpResponseError as e:  # advisory only: without it, a silent agent is taken as hung
-                if is_transient(e):
-                    raise
-                health = {"error": arm_error(e).code}
-        return AgentFacts(vm, health, params.target.id.lower() in self._restarted)
+        """The VM with its instance view (a silent agent on a running VM is hung: a guest shut down from
+        inside shows PowerState/stopped, states-billing.md, so no Resource Health read is needed)."""
+        return AgentFacts(read_vm(azure, params.target), params.target.id.lower() in self._restarted)
 
     def plan(self, facts: AgentFacts, params: WaitParams) -> Plan:
         """Platform restart when the agent is silent; Run Command restart when it answers but is stuck, or forced."""
@@ -144,16 +171,8 @@ class RestartGuestAgent(Action[WaitParams, AgentFacts]):
         if not vm.running:
             return empty.model_copy(update={"reason": _stopped(vm, name)})
         if not vm.agent_ready:
-            if shut_down_inside(facts.health):
-                summary = str((facts.health or {}).get("summary") or "Unavailable, customer initiated")
-                return empty.model_copy(update={
-                    "reason": f"the guest OS of {name} was shut down from inside ({summary}); the agent is not hung",
-                    "manual": [f"shut {name} down through the platform (power-off), then start it; do not shut it "
-                               "down from inside the guest"]})
-            unread = [f"Resource Health of {name} could not be read ({facts.health['error']}); the silent agent "
-                      "is taken as hung"] if facts.health and facts.health.get("error") else []
             return empty.model_copy(update={"changes": [self._platform(vm, t, name, linux)],
-                                            "manual": [_repair(t, linux)], "notes": unread})
+                                            "manual": [_repair(t, linux)]})
         ext = vm.backup_extension()
         problems: list[str] = []
         notes: list[str] = []
@@ -178,8 +197,9 @@ class RestartGuestAgent(Action[WaitParams, AgentFacts]):
                 reason = f"{agent} and the backup extension {ext.name} is healthy; nothing to restart"
             return empty.model_copy(update={"reason": reason, "notes": notes})
         what = "walinuxagent/waagent" if linux else "WindowsAzureGuestAgent"
+        services = what if linux else "RdAgent and WindowsAzureGuestAgent"
         change = Change(action=self.name, kind="run", resource=f"{name}/guest-agent/{what}", resource_id=vm.id,
-                        summary=f"restart {what} on {name} through Run Command",
+                        summary=f"restart {services} on {name} through Run Command (detached)",
                         reason="; ".join(problems),
                         data={"how": "run-command",
                               "script": "linux-agent-restart" if linux else "windows-agent-restart"})
@@ -195,17 +215,25 @@ class RestartGuestAgent(Action[WaitParams, AgentFacts]):
                       disruptive=True, data={"how": "platform", "os": "Linux" if linux else "Windows"})
 
     def execute(self, azure: Azure, params: WaitParams, change: Change) -> str | None:
-        """Restart (the agent via Run Command, or the VM via the platform), then wait for the agent to be Ready."""
+        """Restart (the VM via the platform, or the agent via a detached Run Command restart), then wait for the
+        agent to report Ready (after a detached restart: with a status time later than the restart)."""
         t = params.target
         if change.data.get("how") == "platform":
             azure.call(lambda: azure.compute.virtual_machines.begin_restart(t.resource_group, t.name).result())
-            done = f"restarted {t.name} through the platform"
-        else:
-            out = script_step(azure, t, change.data["script"])
-            unit = out.get("unit") or out.get("service") or "the agent"
-            done = f"restarted {unit} on {t.name} through Run Command"
+            self._restarted.add(t.id.lower())
+            return f"restarted {t.name} through the platform; " \
+                   f"{wait_agent_ready(azure, t, params.wait_ready_seconds, params.poll_seconds)}"
+        out = script_step(azure, t, change.data["script"])
         self._restarted.add(t.id.lower())
-        return f"{done}; {wait_agent_ready(azure, t, params.wait_ready_seconds, params.poll_seconds)}"
+        what = out.get("unit") or " and ".join(out.get("services") or []) or "the agent"
+        due = restart_time(out)
+        done = (f"scheduled a restart of {what} on {t.name} through Run Command ({out.get('how') or 'detached'}, "
+                f"at {due.strftime('%H:%M:%SZ')})")
+        back, line = wait_agent(azure, t, params.wait_ready_seconds, params.poll_seconds, after=due)
+        if not back:
+            line += ("; the restart runs detached in the guest: if the agent does not come back, run "
+                     f"restart-guest-agent on {t.name} again (it restarts the VM when the agent is silent)")
+        return f"{done}; {line}"
 
 
 def _repair(t: Target, linux: bool) -> str:
@@ -214,7 +242,8 @@ def _repair(t: Target, linux: bool) -> str:
         return (f"if the agent still does not answer after the restart, repair it offline: az vm repair create -g {g} "
                 f"-n {n} --verbose; on the repair VM, chroot into the attached OS disk and reinstall or update "
                 "walinuxagent/WALinuxAgent from the distribution repository (never from source), set "
-                f"AutoUpdate.Enabled=y and enable the unit; az vm repair restore -g {g} -n {n} --verbose")
+                f"auto-update on (AutoUpdate.UpdateToLatestVersion=y, AutoUpdate.Enabled=y where set) and enable the unit; "
+                f"az vm repair restore -g {g} -n {n} --verbose")
     return (f"if the agent still does not answer after the restart, repair it offline: az vm repair create -g {g} "
             f"-n {n} --verbose; az vm repair run -g {g} -n {n} --run-id win-GA-fix --verbose --run-on-repair; "
             f"az vm repair restore -g {g} -n {n} --verbose")

@@ -1,14 +1,15 @@
-"""power-off: stop a VM through the platform when its guest was shut down from inside (playbook C4).
+"""power-off: stop a running VM through the platform (POST powerOff, not deallocate); always disruptive.
 
-Symptom: the platform reports PowerState/running while the guest OS is down (someone shut it down
-over RDP/SSH); backups then fail with UserErrorGuestAgentStatusUnavailable. Resource Health tells
-this apart from a hung agent: it reports the VM Unavailable, "Customer Initiated". Powering the VM
-off through the platform (POST powerOff, not deallocate) makes the states agree, and a backup of a
-platform-stopped VM succeeds (crash-consistent).
-
-Disruption: the action is disruptive by default (`disruptive = True`): powering off a VM whose
-guest is up stops its workload. Only when Resource Health says the guest is already down is the
-change planned with `disruptive=False`, because nothing running is interrupted.
+The 2017 playbook's C4 fix was "power the VM off through the platform" because a guest shut down
+from inside left the platform reporting running. Azure no longer does: such a VM shows
+PowerState/stopped ("shutdown from within the guest OS", azure-docs states-billing.md) and Resource
+Health annotates it VirtualMachineStoppedInternally (resource-health-vm-annotation.md). So for C4
+there is nothing to power off: the platform already counts the VM stopped, and a backup of it is
+crash-consistent (backup-support-matrix-iaas.md). What is left is a person's decision, which this
+action states as manual steps: start the VM through the platform if it should run (application-
+consistent backups need it running), or deallocate it if it should stay off (a stopped VM is still
+billed). Powering off a running VM stops its workload, so a change is planned only with `force`
+and always needs consent.
 """
 
 from __future__ import annotations
@@ -19,94 +20,73 @@ from typing import Any, ClassVar
 from ..action import Action, ActionParams
 from ..azure import Azure
 from ..model import Change, Plan
-from ..reads import VmView, read_vm, shut_down_inside
+from ..reads import STOPPED_INTERNALLY, VmView, read_health, read_vm, shut_down_inside
 
-__all__ = ["Health", "PowerFacts", "PowerOff", "guest_shut_down", "read_health"]
+__all__ = ["PowerFacts", "PowerOff", "stop_steps"]
 
-_STOPPED = ("stopped", "stopping", "deallocated", "deallocating")
-
-
-@dataclass(frozen=True)
-class Health:
-    """The VM's Resource Health availability status: state, reason type and summary."""
-
-    state: str
-    reason_type: str
-    summary: str
+_STOPPED = ("stopped", "deallocated")
+_SETTLING = ("stopping", "deallocating", "starting")
 
 
 @dataclass(frozen=True)
 class PowerFacts:
-    """What the plan needs: the VM (power state) and what Resource Health says about it."""
+    """What the plan needs: the VM (power state) and, when it is stopped, its Resource Health status."""
 
     vm: VmView
-    health: Health
+    health: dict[str, Any] | None
 
 
-def read_health(azure: Azure, vm_id: str) -> Health:
-    """GET the VM's current availability status (Microsoft.ResourceHealth)."""
-    status = azure.call(azure.health.availability_statuses.get_by_resource, resource_uri=vm_id.lstrip("/"))
-    props: dict[str, Any] = (status.as_dict() if hasattr(status, "as_dict") else dict(status)).get("properties") or {}
-    return Health(str(props.get("availabilityState") or "Unknown"), str(props.get("reasonType") or ""),
-                  str(props.get("summary") or ""))
-
-
-def guest_shut_down(health: Health) -> bool:
-    """Whether Resource Health says the guest was shut down by its user (Unavailable, customer initiated)."""
-    return shut_down_inside({"availabilityState": health.state, "reasonType": health.reason_type,
-                             "summary": health.summary})
+def stop_steps(group: str, name: str) -> list[str]:
+    """A person's choice for a VM its guest shut down: start it through the platform, or deallocate it."""
+    return [f"{name} was shut down from inside its guest and is stopped but still allocated (billed). If it should "
+            f"run, start it through the platform: az vm start -g {group} -n {name} (application-consistent backups "
+            "need it running). If it should stay off, deallocate it to stop compute billing: "
+            f"az vm deallocate -g {group} -n {name}. Shut it down through the platform next time, not from inside."]
 
 
 class PowerOff(Action[ActionParams, PowerFacts]):
-    """Power a VM off through the platform; not disruptive only when its guest is already known down."""
+    """Power a running VM off through the platform, only when forced; a stopped VM is left as it is."""
 
     name = "power-off"
-    summary = "stop a VM through the platform (power off, not deallocate) when the guest was shut down inside"
+    summary = "stop a running VM through the platform (power off, not deallocate); only with --force"
     Params = ActionParams
-    # Disruptive unless the guest is known down (then the planned change says disruptive=False).
     disruptive: ClassVar[bool] = True
 
     def read(self, azure: Azure, params: ActionParams) -> PowerFacts:
-        """The VM with its instance view, and its Resource Health availability status."""
+        """The VM with its instance view; Resource Health only when it is stopped (who stopped it)."""
         vm = read_vm(azure, params.target)
-        return PowerFacts(vm, read_health(azure, vm.id or params.target.id))
+        health = read_health(azure, vm.id or params.target.id) if vm.power_state == "stopped" else None
+        return PowerFacts(vm, health)
 
     def plan(self, facts: PowerFacts, params: ActionParams) -> Plan:
-        """A `run` power-off when the platform says running but the guest is down (or forced)."""
-        vm, health = facts.vm, facts.health
-        name = params.target.name
-        plan = Plan(action=self.name, target=str(params.target))
+        """Nothing for a stopped VM (manual steps when its guest shut it down); a `run` power-off only when forced."""
+        vm, t = facts.vm, params.target
+        name = t.name
+        plan = Plan(action=self.name, target=str(t))
         power = vm.power_state or "unknown"
         if power in _STOPPED:
-            plan.reason = f"{name} is already stopped (PowerState/{power})"
+            inside = shut_down_inside(facts.health)
+            who = (f"its guest was shut down from inside (Resource Health: {STOPPED_INTERNALLY})" if inside
+                   else "stopped through the platform")
+            plan.reason = f"{name} is already stopped (PowerState/{power}), {who}; nothing to power off"
+            if inside:
+                plan.notes.append(f"a backup of {name} while it is stopped is crash-consistent")
+                plan.manual.extend(stop_steps(t.resource_group, name))
             return plan
-        if not vm.running:
+        if power in _SETTLING or not vm.running:
             plan.reason = f"{name} is in PowerState/{power}; run {self.name} again once it settles"
             return plan
-        down = guest_shut_down(health)
-        if not down and not params.force:
-            if health.state.lower() == "unavailable":
-                plan.reason = (f"{name} is running and Resource Health reports it Unavailable for another "
-                               f"reason ({health.reason_type or 'no reason given'}: {health.summary}); "
-                               "powering it off would not help")
-            else:
-                plan.reason = (f"{name} is running and its guest is up (Resource Health: {health.state}); "
-                               "nothing to power off")
+        if not params.force:
+            plan.reason = (f"{name} is running (guest agent {vm.agent_status or 'status missing'}); powering it off "
+                           "stops its workload, so it is done only with --force")
             return plan
-        if down:
-            reason = (f"the platform reports PowerState/running but Resource Health says {health.state} "
-                      f"({health.reason_type}): {health.summary}")
-            plan.notes.append(f"a backup of {name} after the power-off is crash-consistent")
-            plan.notes.append(f"{name} stays stopped (compute is still billed until deallocated); start it when "
-                              f"you want it back: az vm start -g {params.target.resource_group} -n {name}")
-        else:
-            reason = (f"forced: {name} is running and its guest is up (Resource Health: {health.state}); "
-                      "powering off stops its workload")
         plan.changes.append(Change(
-            action=self.name, kind="run", resource=name, resource_id=vm.id or params.target.id,
-            summary=f"power off {name} through the platform (not deallocate)", reason=reason,
-            before={"power": power, "availability": health.state}, after={"power": "stopped"},
-            disruptive=not down))
+            action=self.name, kind="run", resource=name, resource_id=vm.id or t.id,
+            summary=f"power off {name} through the platform (not deallocate)",
+            reason=f"forced: {name} is running; powering off stops its workload",
+            before={"power": power}, after={"power": "stopped"}, disruptive=True))
+        plan.notes.append(f"{name} stays stopped and billed until deallocated; start it with "
+                          f"az vm start -g {t.resource_group} -n {name}")
         return plan
 
     def execute(self, azure: Azure, params: ActionParams, change: Change) -> str | None:
