@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +22,8 @@ from .routing import Route
 
 if TYPE_CHECKING:
     from .sim import Simulator
+
+Handler = Callable[["Simulator", Request], Response]
 
 __all__ = ["ROUTES", "parse_time"]
 
@@ -76,17 +79,6 @@ def _env_put(sim: Simulator, r: Request) -> Response:
     return Response(200 if existed else 201, _env_json(acct, env))
 
 
-def _env_get(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, _env_json(acct, _get(acct.runtime_environments, acct, "runtimeEnvironments",
-                                               r.params["runtimeEnvironmentName"])))
-
-
-def _env_list(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, {"value": [_env_json(acct, e) for e in acct.runtime_environments.values()]})
-
-
 # --- runbooks (runbook.json) -------------------------------------------------------------------
 def _runbook_json(acct: Account, rb: Runbook) -> dict[str, Any]:
     return {**_sub(acct, "runbooks", rb.name), "type": "Microsoft.Automation/AutomationAccounts/Runbooks",
@@ -110,23 +102,6 @@ def _runbook_put(sim: Simulator, r: Request) -> Response:
     rb = acct.add_runbook(Runbook(name, kind, acct.runtime_environments[env.lower()].name if env else "",
                                   str(body.get("location") or acct.location), str(props.get("description") or "")))
     return Response(200 if existed else 201, _runbook_json(acct, rb))
-
-
-def _runbook_get(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, _runbook_json(acct, _get(acct.runbooks, acct, "runbooks", r.params["runbookName"])))
-
-
-def _runbook_list(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, {"value": [_runbook_json(acct, rb) for rb in acct.runbooks.values()]})
-
-
-def _runbook_delete(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    _get(acct.runbooks, acct, "runbooks", r.params["runbookName"])
-    del acct.runbooks[r.params["runbookName"].lower()]
-    return Response(200)
 
 
 # --- webhooks (webhook.json; automation-webhooks.md) -------------------------------------------
@@ -169,23 +144,6 @@ def _webhook_put(sim: Simulator, r: Request) -> Response:
         hook.created = old.created
     acct.webhooks[name.lower()] = hook
     return Response(200 if old else 201, _webhook_json(acct, hook, "" if old else uri))
-
-
-def _webhook_get(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, _webhook_json(acct, _get(acct.webhooks, acct, "webhooks", r.params["webhookName"])))
-
-
-def _webhook_list(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, {"value": [_webhook_json(acct, h) for h in acct.webhooks.values()]})
-
-
-def _webhook_delete(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    _get(acct.webhooks, acct, "webhooks", r.params["webhookName"])
-    del acct.webhooks[r.params["webhookName"].lower()]
-    return Response(200)
 
 
 def _webhook_generate_uri(sim: Simulator, r: Request) -> Response:
@@ -237,23 +195,10 @@ def _schedule_put(sim: Simulator, r: Request) -> Response:
     return Response(200 if old else 201, _schedule_json(acct, sched))
 
 
-def _schedule_get(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, _schedule_json(acct, _get(acct.schedules, acct, "schedules", r.params["scheduleName"])))
-
-
-def _schedule_list(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, {"value": [_schedule_json(acct, s) for s in acct.schedules.values()]})
-
-
-def _schedule_delete(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    name = _get(acct.schedules, acct, "schedules", r.params["scheduleName"]).name
-    del acct.schedules[name.lower()]
-    for key in [k for k, js in acct.job_schedules.items() if js.schedule.lower() == name.lower()]:
+def _schedule_cascade(acct: Account, sched: Schedule) -> None:
+    """Deleting a schedule removes its job schedules (assumed)."""
+    for key in [k for k, js in acct.job_schedules.items() if js.schedule.lower() == sched.name.lower()]:
         del acct.job_schedules[key]
-    return Response(200)
 
 
 def _js_json(acct: Account, js: JobSchedule) -> dict[str, Any]:
@@ -283,48 +228,52 @@ def _js_put(sim: Simulator, r: Request) -> Response:
     return Response(201, _js_json(acct, js))
 
 
-def _js_find(sim: Simulator, r: Request) -> tuple[Account, JobSchedule]:
-    acct = sim.automation.account(r.params)
-    return acct, _get(acct.job_schedules, acct, "jobSchedules", r.params["jobScheduleId"])
+def _collection(attr: str, kind: str, param: str, to_json: Callable[[Account, Any], dict[str, Any]],
+                on_delete: Callable[[Account, Any], None] | None = None) -> tuple[Handler, Handler, Handler]:
+    """GET one, list and DELETE handlers for the account's `attr` dict of `kind` resources (keys lower-case)."""
+    def get(sim: Simulator, r: Request) -> Response:
+        acct = sim.automation.account(r.params)
+        return Response(200, to_json(acct, _get(getattr(acct, attr), acct, kind, r.params[param])))
+
+    def lst(sim: Simulator, r: Request) -> Response:
+        acct = sim.automation.account(r.params)
+        return Response(200, {"value": [to_json(acct, x) for x in getattr(acct, attr).values()]})
+
+    def delete(sim: Simulator, r: Request) -> Response:
+        acct = sim.automation.account(r.params)
+        item = _get(getattr(acct, attr), acct, kind, r.params[param])
+        del getattr(acct, attr)[r.params[param].lower()]
+        if on_delete is not None:
+            on_delete(acct, item)
+        return Response(200)
+
+    return get, lst, delete
 
 
-def _js_get(sim: Simulator, r: Request) -> Response:
-    acct, js = _js_find(sim, r)
-    return Response(200, _js_json(acct, js))
-
-
-def _js_list(sim: Simulator, r: Request) -> Response:
-    acct = sim.automation.account(r.params)
-    return Response(200, {"value": [_js_json(acct, js) for js in acct.job_schedules.values()]})
-
-
-def _js_delete(sim: Simulator, r: Request) -> Response:
-    acct, js = _js_find(sim, r)
-    del acct.job_schedules[js.job_schedule_id]
-    return Response(200)
-
-
-def _routes(kind: str, param: str, op: str, put: Any, get: Any, lst: Any, delete: Any = None,
+def _routes(kind: str, param: str, op: str, put: Handler, to_json: Callable[[Account, Any], dict[str, Any]], *,
+            attr: str, delete: bool = True, on_delete: Callable[[Account, Any], None] | None = None,
             create: str = "CreateOrUpdate") -> list[Route]:
+    """PUT, GET, list (and DELETE) routes of one Automation resource type, named as the spec names them."""
+    get, lst, remove = _collection(attr, kind, param, to_json, on_delete)
     api = {**API, "resource_type": f"automationAccounts/{kind}"}
     out = [Route("PUT", f"{ACCT}/{kind}/{{{param}}}", put, f"{op}_{create}", mutating=True, **api),
            Route("GET", f"{ACCT}/{kind}/{{{param}}}", get, f"{op}_Get", **api),
            Route("GET", f"{ACCT}/{kind}", lst, f"{op}_ListByAutomationAccount", **api)]
-    if delete is not None:
-        out.append(Route("DELETE", f"{ACCT}/{kind}/{{{param}}}", delete, f"{op}_Delete", mutating=True, **api))
+    if delete:
+        out.append(Route("DELETE", f"{ACCT}/{kind}/{{{param}}}", remove, f"{op}_Delete", mutating=True, **api))
     return out
 
 
 ROUTES = [
-    *_routes("runtimeEnvironments", "runtimeEnvironmentName", "RuntimeEnvironments", _env_put, _env_get, _env_list,
-            create="Create"),
-    *_routes("runbooks", "runbookName", "Runbook", _runbook_put, _runbook_get, _runbook_list, _runbook_delete),
+    *_routes("runtimeEnvironments", "runtimeEnvironmentName", "RuntimeEnvironments", _env_put, _env_json,
+             attr="runtime_environments", delete=False, create="Create"),
+    *_routes("runbooks", "runbookName", "Runbook", _runbook_put, _runbook_json, attr="runbooks"),
     Route("POST", ACCT + "/webhooks/generateUri", _webhook_generate_uri, "Webhook_GenerateUri",
           **{**API, "resource_type": "automationAccounts/webhooks"}),
-    *_routes("webhooks", "webhookName", "Webhook", _webhook_put, _webhook_get, _webhook_list, _webhook_delete),
-    *_routes("schedules", "scheduleName", "Schedule", _schedule_put, _schedule_get, _schedule_list, _schedule_delete),
-    *_routes("jobSchedules", "jobScheduleId", "JobSchedule", _js_put, _js_get, _js_list, _js_delete,
-            create="Create"),
+    *_routes("webhooks", "webhookName", "Webhook", _webhook_put, _webhook_json, attr="webhooks"),
+    *_routes("schedules", "scheduleName", "Schedule", _schedule_put, _schedule_json, attr="schedules",
+             on_delete=_schedule_cascade),
+    *_routes("jobSchedules", "jobScheduleId", "JobSchedule", _js_put, _js_json, attr="job_schedules", create="Create"),
     # The webhook itself: Automation's own endpoint (https://<id>.webhook.<region>.azure-automation.net/webhooks?token=)
     Route("POST", "/webhooks", _webhook_call, "Webhook_Invoke", mutating=True, arm=False),
 ]
