@@ -1,6 +1,8 @@
 """Microsoft.Network: NICs, subnets, NSGs and their rules (etags, locks, conflicts), service tags.
 
 The effective-NSG and service-tag handlers live in `armsim/netviews.py`; the route table is here.
+Over 400 lines because the NSG write rules (locks, etags, conflicts, limits, rollback) share one lock
+and one state; the moto-style split into model and thin handlers is issue #12's.
 
 Write semantics copied from real NRP behaviour (docs/armsim.md, arm-fault-semantics):
 - a rule write or delete holds the NSG until its operation ends; a second writer meanwhile gets

@@ -1,4 +1,8 @@
-"""Pure NSG rule logic: evaluation, backup-egress diagnosis and allow-rule planning (no I/O, no SDK)."""
+"""Pure NSG rule logic: evaluation, backup-egress diagnosis and allow-rule planning (no I/O, no SDK).
+
+Over 400 lines on purpose: diagnosis and the egress action must decide "blocked" with the same code;
+the NSG limit check already moved to `netlimits.py`.
+"""
 
 from __future__ import annotations
 
