@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .target import Target
+
 __all__ = [
     "ACTIVE",
     "CONTAINER_PREFIX",
@@ -17,6 +19,7 @@ __all__ = [
     "SUCCEEDED",
     "JobView",
     "arm_container",
+    "job_target",
     "cap_refusal",
     "cap_warning",
     "for_vm",
@@ -203,3 +206,13 @@ def cap_warning(jobs: Sequence[JobView], vm: str, now: datetime) -> str | None:
         return None
     return (f"warning: this is on-demand backup {used + 1} of {vm} today (UTC); Microsoft recommends at most "
             f"{ON_DEMAND_RECOMMENDED} a day, Azure refuses after {ON_DEMAND_HARD_LIMIT}")
+
+
+def job_target(job: JobView, subscription: str, group: str) -> Target | None:
+    """The VM a backup job is about (its container names the group; the vault's group otherwise), or None."""
+    parts = job.container.split(";")
+    try:
+        return Target(subscription=subscription, resource_group=parts[-2] if len(parts) >= 3 else group,
+                      name=job.entity or parts[-1])
+    except ValueError:  # a job of something that is not a VM this project can name
+        return None

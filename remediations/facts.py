@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .azure import Azure
-from .backupjobs import JobView, for_vm, job_view, jobs_filter
+from .backupjobs import JobView, for_vm, job_target, job_view, jobs_filter
 from .netaddr import TagResolver
 from .netrules import NsgView, Rule, port_in
 from .reads import VmView, read_health, read_vm
@@ -192,10 +192,8 @@ def failed_vms(azure: Azure, vault: str, group: str, *, hours: float = 24) -> li
 
     seen: dict[str, Target] = {}
     for job in azure.call(fetch):
-        parts = job.container.split(";")
-        rg = parts[-2] if len(parts) >= 3 else group
-        t = Target(subscription=azure.subscription, resource_group=rg, name=job.entity or parts[-1])
-        seen.setdefault(t.id.lower(), t)
+        if (t := job_target(job, azure.subscription, group)) is not None:
+            seen.setdefault(t.id.lower(), t)
     return list(seen.values())
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from remediations.azure import Azure
-from remediations.backupjobs import JobView, job_view, jobs_filter, latest_failure, parse_time
+from remediations.backupjobs import JobView, job_target, job_view, jobs_filter, latest_failure, parse_time
 from remediations.errors import BadInput
 from remediations.target import Target
 
@@ -45,21 +45,12 @@ class Sweep:
     skipped: tuple[Skipped, ...]
 
 
-def _target(job: JobView, subscription: str, group: str) -> Target | None:
-    parts = job.container.split(";")
-    name = job.entity or parts[-1]
-    try:
-        return Target(subscription=subscription, resource_group=parts[-2] if len(parts) >= 3 else group, name=name)
-    except ValueError:  # a job of something that is not a VM this project can name
-        return None
-
-
 def backup_jobs(azure: Azure, vault_id: str, hours: float) -> list[tuple[Target, JobView]]:
     """Every IaaS VM backup job of the vault started in the last `hours` (any status), with its VM."""
     sub, group, vault = resource_parts(vault_id)
     flt = jobs_filter(datetime.now(timezone.utc), hours=hours)
     views = azure.call(lambda: [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(vault, group, filter=flt)])
-    return [(t, j) for j in views if (t := _target(j, sub, group)) is not None]
+    return [(t, j) for j in views if (t := job_target(j, sub, group)) is not None]
 
 
 @dataclass(frozen=True)
@@ -77,10 +68,6 @@ class FixJob:
         return self.status not in UNFINISHED_JOB
 
 
-def _when(value: Any) -> datetime | None:
-    return value if isinstance(value, datetime) else parse_time(value)
-
-
 def fix_jobs(azure: Azure, account_id: str, runbook: str, since: datetime) -> list[FixJob]:
     """The jobs of `runbook` that are unfinished or were created since `since`, with the VMs they name.
 
@@ -94,7 +81,7 @@ def fix_jobs(azure: Azure, account_id: str, runbook: str, since: datetime) -> li
     for item in listed:
         props = item.get("properties") or item
         status = str(props.get("status") or "")
-        created = _when(props.get("creation_time") or props.get("creationTime"))
+        created = parse_time(props.get("creation_time") or props.get("creationTime"))
         if str((props.get("runbook") or {}).get("name") or "").lower() != runbook.lower() \
                 or (status not in UNFINISHED_JOB and (created is None or created < since)):
             continue

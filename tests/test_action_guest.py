@@ -21,12 +21,12 @@ from remediations.actions.guest import (
 from remediations.actions.guest_agent import (
     AgentFacts,
     GuestFacts,
-    parse_time,
     restart_time,
     script_step,
     wait_agent_ready,
 )
 from remediations.azure import Azure, AzureConfig
+from remediations.backupjobs import parse_time
 from remediations.errors import ArmCallError
 from remediations.reads import vm_view
 from remediations.target import Target

@@ -10,8 +10,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from remediations.actions.guest import RestartGuestAgent, UpgradeLinuxAgent
-from remediations.actions.guest_agent import parse_time
 from remediations.azure import Azure
+from remediations.backupjobs import parse_time
 from remediations.errors import arm_error
 from remediations.scripts import SCRIPTS, output_text, parse_result
 from tests.test_action_guest import RG, params, sim_vm

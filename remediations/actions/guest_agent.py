@@ -7,7 +7,6 @@ of the VM through the platform (disruptive, needs consent), or an offline repair
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -17,13 +16,14 @@ from pydantic import Field
 
 from ..action import Action, ActionParams
 from ..azure import Azure, is_transient, poll_pause
+from ..backupjobs import parse_time
 from ..errors import ArmCallError
 from ..model import Change, Plan
 from ..reads import ScriptFailed, VmView, read_vm, run_script
 from ..target import Target
 
 __all__ = ["AgentFacts", "GuestFacts", "RestartGuestAgent", "WaitParams", "agent_status_time", "guest_gate",
-           "parse_time", "restart_time", "script_step", "wait_agent", "wait_agent_ready"]
+           "restart_time", "script_step", "wait_agent", "wait_agent_ready"]
 
 _SETTLING = {"updating", "transitioning", "creating"}
 _BROKEN = {"failed", "deleting"}
@@ -92,18 +92,6 @@ def agent_status_time(vm: VmView) -> datetime | None:
     iv = (vm.raw.get("properties") or {}).get("instanceView") or {}
     statuses = (iv.get("vmAgent") or {}).get("statuses") or []
     return parse_time(statuses[0].get("time")) if statuses else None
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ARM or script timestamp (ISO 8601, `Z` or an offset, up to 7 fraction digits) as aware UTC; None if not one."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?", str(value or "").strip())
-    if not m:
-        return None
-    fraction = f".{(m.group(2) or '0')[:6]:0<6}"
-    zone = "+00:00" if m.group(3) in (None, "Z") else m.group(3)
-    return datetime.fromisoformat(m.group(1) + fraction + zone).astimezone(timezone.utc)
 
 
 def wait_agent(azure: Azure, target: Target, seconds: float, poll: float, *,
