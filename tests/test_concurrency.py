@@ -73,8 +73,14 @@ def test_two_fixes_at_once_make_one_change_set_and_one_backup(armsim: Server, tm
         (report,) = json.loads(r.stdout)["vms"]
         assert report["status"] == "fixed", report
     new = jobs_of(armsim)[before:]
-    assert len(triggers(armsim)) == 1, triggers(armsim)
-    assert [j.status for j in new] == ["Completed"], [(j.status, j.error) for j in new]
+    # Two processes import the SDK at once, so on a loaded machine the 0.3 s gap can shrink to the tight race
+    # of docs/concurrency.md: then a second trigger reaches Azure and becomes a refused job. Either way one
+    # backup runs and proves both fixes, and the NSG is written once.
+    completed = [j for j in new if j.status == "Completed"]
+    refused = [j for j in new if j.status == "Failed" and "UserErrorBackupOperationInProgress" in str(j.error)]
+    assert len(completed) == 1 and len(completed) + len(refused) == len(new) == len(triggers(armsim)), \
+        [(j.status, j.error) for j in new]
+    assert len(triggers(armsim)) <= 2, triggers(armsim)
     assert len(nsg_rule_writes(armsim)) == 1
     armsim.sim.clear_requests()
     again = cli(armsim, "fix", VM, "-g", "rg-demo", "--yes", tmp=tmp_path)
