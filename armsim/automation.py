@@ -6,6 +6,8 @@ Settings.extra["automation_failing"]; `AutomationModel.max_running` records the 
 A test harness that `claim`s a job plays the runbook worker instead: the job then follows only what the
 harness `report`s (output lines, error/warning streams, end status). Routes: automation_jobs.py and
 automation_assets.py; control routes: automation_control.py.
+
+Over 300 lines on purpose: the Automation model's state and its job lifecycle (claim, report, end) share one lock.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ Otherwise the backup succeeds, installing VMSnapshot/VMSnapshotLinux first if it
 
 Job error details carry a numeric errorCode (armsim's own numbering, Azure's is not published),
 the symbolic code as errorTitle, the message as errorString, and recommendations.
+
+Over 300 lines on purpose: the causal model, triggers, operations and jobs read and write one backup state under one lock.
 """
 
 from __future__ import annotations

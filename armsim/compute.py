@@ -1,6 +1,8 @@
 """Microsoft.Compute: VMs, their instance view, extensions, Run Command and power actions.
 
 Also routes the VM's Resource Health availability status (handler in `armsim/health.py`).
+
+Over 300 lines on purpose: VMs, instance views, extensions and power actions are one model under one lock.
 """
 
 from __future__ import annotations

@@ -87,12 +87,19 @@ class NIC:
     nsg_id: str | None = None
     vm_id: str | None = None
     etag: str = field(default_factory=new_etag)
+    # Private IPs of further IP configurations (ipconfig2, …). They share the NIC's subnet: Azure refuses
+    # "IPConfigurations on a Nic cannot belong to different subnets" (Azure/azure-sdk-for-java#1865).
+    secondary_ips: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:
         """The ARM resource id."""
         return (f"/subscriptions/{self.subscription}/resourceGroups/{self.group}"
                 f"/providers/Microsoft.Network/networkInterfaces/{self.name}")
+
+    def ip_configs(self) -> list[tuple[str, str]]:
+        """(name, private IP) of every IP configuration, the primary (ipconfig1) first."""
+        return [(f"ipconfig{i}", ip) for i, ip in enumerate([self.private_ip, *self.secondary_ips], start=1)]
 
 
 def _load_tags() -> dict[str, Any]:
@@ -160,11 +167,12 @@ class NetworkModel:
         """A network interface as ARM returns it."""
         props: dict[str, Any] = {
             "ipConfigurations": [{
-                "name": "ipconfig1", "id": f"{nic.id}/ipConfigurations/ipconfig1", "etag": nic.etag,
+                "name": name, "id": f"{nic.id}/ipConfigurations/{name}", "etag": nic.etag,
                 "type": "Microsoft.Network/networkInterfaces/ipConfigurations",
-                "properties": {"privateIPAddress": nic.private_ip, "privateIPAllocationMethod": "Dynamic",
-                               "privateIPAddressVersion": "IPv4", "subnet": {"id": nic.subnet_id}, "primary": True,
-                               "provisioningState": "Succeeded"}}],
+                "properties": {"privateIPAddress": ip, "privateIPAllocationMethod": "Dynamic",
+                               "privateIPAddressVersion": "IPv4", "subnet": {"id": nic.subnet_id},
+                               "primary": name == "ipconfig1", "provisioningState": "Succeeded"}}
+                for name, ip in nic.ip_configs()],
             "dnsSettings": {"dnsServers": [], "appliedDnsServers": [], "internalDomainNameSuffix":
                             f"{uuid.uuid5(uuid.NAMESPACE_URL, nic.subnet_id).hex[:26]}.bx.internal.cloudapp.net"},
             "macAddress": "00-0D-3A-1B-C7-21", "enableAcceleratedNetworking": False, "enableIPForwarding": False,
@@ -183,8 +191,9 @@ class NetworkModel:
         props: dict[str, Any] = {"addressPrefix": sn.prefix, "provisioningState": "Succeeded",
                                  "privateEndpointNetworkPolicies": "Disabled",
                                  "privateLinkServiceNetworkPolicies": "Enabled", "delegations": [],
-                                 "ipConfigurations": [{"id": f"{n.id}/ipConfigurations/ipconfig1"}
-                                                      for n in self.nics.values() if n.subnet_id.lower() == sn.id.lower()]}
+                                 "ipConfigurations": [{"id": f"{n.id}/ipConfigurations/{name}"}
+                                                      for n in self.nics.values() if n.subnet_id.lower() == sn.id.lower()
+                                                      for name, _ in n.ip_configs()]}
         if sn.nsg_id:
             props["networkSecurityGroup"] = {"id": sn.nsg_id}
         return {"id": sn.id, "name": sn.name, "etag": sn.etag, "type": "Microsoft.Network/virtualNetworks/subnets",
@@ -217,11 +226,11 @@ class NetworkModel:
 
         prefixes = self.tags.get(self.regional_tag("Storage", vm.location) or "", [])
         for nsg, scope, nic in self.nsgs_for(vm):
-            for prefix in prefixes:
+            for src, prefix in ((ip, p) for _, ip in nic.ip_configs() for p in prefixes):  # every IP configuration
                 net = ipaddress.ip_network(prefix)
                 for probe in (net.network_address + 1, net.broadcast_address - 1):
                     rule = first_match(nsg.rules.values(), direction="Outbound", protocol="Tcp",
-                                       src_ip=nic.private_ip, dst_ip=str(probe), dst_port=port, tags=self.tags)
+                                       src_ip=src, dst_ip=str(probe), dst_port=port, tags=self.tags)
                     if rule["properties"]["access"] == "Deny":
                         return (f"{scope} NSG {nsg.name} rule {rule['name']} "
                                 f"(priority {rule['properties']['priority']}) denies TCP {port} to {probe}")

@@ -1,4 +1,9 @@
-"""HTTPS front door: a threaded werkzeug server on loopback with a throwaway trustme CA."""
+"""HTTPS front door: a threaded werkzeug server on loopback with a throwaway trustme CA.
+
+Connections are kept alive (HTTP/1.1, as ARM keeps them): werkzeug's own handler closes every connection
+after one answer, which made each request of a client a new TCP connection and TLS handshake. Faults that
+reset the connection (`reset`, `lost_answer`) still end it.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import trustme
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.exceptions import InternalServerError
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wsgi import LimitedStream
 
 from . import automation_control
 from .arm import ArmError, Request, Response
@@ -70,10 +77,49 @@ def serve(sim: Simulator | None = None, *, host: str = "127.0.0.1", port: int = 
     sim = sim or Simulator()
     ctx, ca_path = _tls(ca_dir or tempfile.mkdtemp(prefix="armsim-"))
     app = _App(sim)
-    httpd = make_server(host, port, app, threaded=True, ssl_context=ctx)
+    httpd = make_server(host, port, app, threaded=True, ssl_context=ctx, request_handler=_KeepAlive)
     httpd.log = lambda *a, **k: None  # type: ignore[method-assign]
     httpd.RequestHandlerClass.log_request = lambda *a, **k: None  # type: ignore[attr-defined]
     return Server(sim, httpd, ca_path).start()
+
+
+class _KeepAlive(WSGIRequestHandler):
+    """werkzeug's handler (its WSGI environ), answering in one write and keeping the connection open."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def run_wsgi(self) -> None:
+        environ = self.make_environ()
+        if not environ.get("wsgi.input_terminated"):  # not chunked: the body is exactly Content-Length bytes
+            environ["wsgi.input"] = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))  # type: ignore[arg-type]
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [status, headers]
+            return lambda data: None
+
+        try:
+            body = b"".join(self.server.app(environ, start_response))  # type: ignore[attr-defined]
+        except ConnectionError:  # a fault reset the connection: it is gone
+            self.close_connection = True
+            return
+        except Exception:
+            self.close_connection = True
+            body = b"".join(InternalServerError()(environ, start_response))
+        if environ.get("wsgi.input_terminated"):  # read what the app left, so the next request follows
+            environ["wsgi.input"].read()
+        else:
+            environ["wsgi.input"].exhaust()
+        status, headers = started
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

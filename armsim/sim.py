@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,8 +205,3 @@ class Simulator:
                 return route.handler(self, request)
             except ArmError as e:
                 return Response(e.status, e.body(), dict(e.headers))
-
-
-def correlation_id() -> str:
-    """A fresh x-ms-correlation-request-id."""
-    return str(uuid.uuid4())

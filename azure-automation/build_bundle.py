@@ -6,7 +6,8 @@ Automation's Python 3.10 sandboxes are Linux x86_64 and install wheels only (no 
 every distribution the runbooks import must be uploaded as a package. This downloads the project's
 runtime dependencies (read from pyproject.toml) as cp310 / abi3 / none wheels for manylinux2014
 x86_64 (or py3-none-any), builds the project's own wheel from a copy of the sources (no build
-artefacts in the tree), checks every file's tags, and writes:
+artefacts in the tree; without armsim, the test simulator, and its `armsim` script: production carries
+neither it nor its `sim` extra's werkzeug and trustme), checks every file's tags, and writes:
 
 - manifest.json: the target, the requirements, and per wheel: name, version, filename, sha256, size;
 - packages.json: [{"name", "file"}] for the ARM template's `packages` parameter (see README.md).
@@ -38,6 +39,8 @@ TARGET_ENV = {"python_version": "3.10", "python_full_version": "3.10.12", "sys_p
               "platform_release": "", "platform_version": "", "implementation_version": "3.10.12"}
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(?:-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
 _SAVED = re.compile(r"(?:Saved|File was already downloaded)\s+(\S+\.whl)")
+PACKAGES = ("remediations", "runbooks")  # what the project wheel ships; armsim (tests, demo) stays out
+SIMULATOR = "armsim"
 
 
 def _packaging() -> Any:
@@ -176,17 +179,29 @@ def missing(manifest: dict[str, Any], names: set[str]) -> set[str]:
     return {canonical(n) for n in names} - have
 
 
-def _project_wheel(out: Path) -> None:
+def production_pyproject(text: str) -> str:
+    """pyproject.toml for the production wheel: no armsim package, package data or console script."""
+    lines = [ln for ln in text.splitlines(keepends=True) if not re.match(rf"\s*{SIMULATOR}\s*=", ln)]
+    return re.sub(rf'"{SIMULATOR}\*",\s*', "", "".join(lines))
+
+
+def project_wheel(out: Path) -> Path:
+    """Build the project's own wheel into `out` from a copy of the sources without armsim; its path."""
     with tempfile.TemporaryDirectory(prefix="abr-src-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        shutil.copy2(ROOT / "pyproject.toml", src)
+        (src / "pyproject.toml").write_text(production_pyproject((ROOT / "pyproject.toml").read_text("utf-8")),
+                                            encoding="utf-8")
         for extra in ("README.md", "LICENSE"):
             if (ROOT / extra).exists():
                 shutil.copy2(ROOT / extra, src)
-        for pkg in ("armsim", "remediations", "runbooks"):
+        for pkg in PACKAGES:
             shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        _pip(["wheel", "--disable-pip-version-check", "--no-deps", "--wheel-dir", str(out), str(src)])
+        built = Path(tmp) / "wheel"
+        _pip(["wheel", "--disable-pip-version-check", "--no-deps", "--wheel-dir", str(built), str(src)])
+        (wheel,) = built.glob("*.whl")
+        out.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.move(str(wheel), str(out / wheel.name)))
 
 
 def _pip(args: list[str]) -> str:
@@ -210,7 +225,7 @@ def build(out: Path, download_cache: Path | None = None) -> dict[str, Any]:
     files = {Path(p).name for p in _SAVED.findall(log)} or {f.name for f in cache.glob("*.whl")}
     for f in sorted(files):
         shutil.copy2(cache / f, out / f)
-    _project_wheel(out)
+    project_wheel(out)
     manifest = make_manifest(out, name, version, requirements)
     need = set(closure(requirements)) | {canonical(name)}
     lacking = missing(manifest, need)

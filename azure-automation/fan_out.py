@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from remediations.errors import BadInput
-from remediations.facts import failed_vms
 from runbooks import automation as aa
+from runbooks.automation import BadInput
 
 SCRIPT = "fan_out"
 
@@ -43,7 +42,7 @@ def _run(argv: list[str], out: aa.Output) -> int:
         targets, source = list(trigger.targets), trigger.source
     else:
         vsub, vgroup, vault = aa.resource_parts(s.vault or "")
-        targets = failed_vms(aa.connect(s, vsub, read_only=True), vault, vgroup, hours=s.hours)
+        targets = aa.failed_vms(aa.connect(s, vsub, read_only=True), vault, vgroup, hours=s.hours)
         source = f"failed backup jobs of {vault} during the last {s.hours:g} h"
     out.say(f"{SCRIPT}: {len(targets)} VM(s) from {source}; child runbook {s.runbook}, mode {s.mode}, "
             f"at most {s.concurrency} at once")

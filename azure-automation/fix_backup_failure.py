@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import sys
 
-from remediations.errors import BadInput
 from runbooks import automation as aa
 from runbooks import render
+from runbooks.automation import BadInput
 
 SCRIPT = "fix_backup_failure"
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import sys
 
-from remediations.errors import BadInput
-from remediations.facts import failed_vms
 from runbooks import automation as aa
 from runbooks import render
+from runbooks.automation import BadInput
 
 SCRIPT = "preview_change_window"
 
@@ -35,7 +34,7 @@ def _run(argv: list[str], out: aa.Output) -> int:
         raise BadInput(f"not a Recovery Services vault resource ID: {data[:200]!r}")
     sub, group, vault = aa.resource_parts(data)
     azure = aa.connect(s, sub, read_only=True)
-    targets = failed_vms(azure, vault, group, hours=s.hours)
+    targets = aa.failed_vms(azure, vault, group, hours=s.hours)
     out.say(f"{SCRIPT}: {len(targets)} VM(s) with a failed backup job in {vault} during the last {s.hours:g} h")
     reports = [aa.fix_one(azure, t, s, error=None, dry_run=True, say=out.say) for t in targets]
     style = render.Style(False)

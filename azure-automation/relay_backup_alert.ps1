@@ -5,7 +5,7 @@
     Azure does not start a Python runbook from a webhook ("Using a webhook to start a Python runbook isn't
     supported.", azure-docs articles/automation/automation-webhooks.md), so the action group calls this
     runbook's webhook and this runbook starts the Python job through the jobs API (PUT .../jobs/{jobName}).
-    It decides nothing else: every check below is stated in runbooks/relay.py (relay_request), and
+    It decides nothing else: every check below is stated in runbooks/automation/relay.py (relay_request), and
     tests/test_automation_relay.py keeps the two in step. All parsing of the alert stays in Python.
     - the RequestBody must be a common-alert-schema alert from Azure Backup with a string alertId;
       anything else: one log line, no job;

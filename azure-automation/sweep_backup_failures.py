@@ -16,9 +16,8 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 
-from remediations.errors import BadInput
 from runbooks import automation as aa
-from runbooks import sweep
+from runbooks.automation import BadInput, sweep
 
 SCRIPT = "sweep_backup_failures"
 

@@ -1,6 +1,6 @@
 """ARM requests per diagnosis, per demo VM (target: at most 5 for a one-NIC VM).
 
-Run: python benchmarks/diagnosis_reads.py
+Run: python benchmarks/diagnosis_reads.py   (needs the sim extra: pip install -e ".[sim]")
 Counts every request armsim receives while `runbooks` investigates one VM through the real SDK
 (read-only pipeline), first with a cold service-tag cache, then warm (as in a fleet run).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from armsim import DEMO_SUBSCRIPTION, Simulator, serve
-from remediations import facts
+from remediations import facts, netreads
 from remediations.azure import Azure, AzureConfig
 from remediations.target import Target
 from runbooks.engine import Options, investigate
@@ -27,13 +27,13 @@ def main() -> None:
         print(f"{'VM':<26}{'ARM reads':>10}{'facts only':>12}{'in-guest probes':>17}{'mutating':>10}{'ms':>8}")
         worst = 0
         for name in VMS:
-            facts._tags_cache.clear()
+            netreads._tags_cache.clear()
             server.sim.clear_requests()
             t0 = time.perf_counter()
             facts.gather(azure, Target(subscription=DEMO_SUBSCRIPTION, resource_group="rg-demo", name=name))
             gathered = len(server.sim.requests())
             server.sim.clear_requests()
-            facts._tags_cache.clear()
+            netreads._tags_cache.clear()
             investigate(azure, Target(subscription=DEMO_SUBSCRIPTION, resource_group="rg-demo", name=name), Options())
             ms = (time.perf_counter() - t0) * 1000
             log = server.sim.requests()

@@ -1,6 +1,6 @@
 """Wall time of a fleet fix with armsim latency on: bounded-concurrency vs serial, and the lower bound.
 
-Run: python benchmarks/fleet_fix.py [--latency 0.05] [--concurrency 4]
+Run: python benchmarks/fleet_fix.py [--latency 0.05] [--concurrency 4]   (needs the sim extra)
 Every ARM request is delayed by --latency seconds in armsim (a loopback stand-in for ARM's
 round trip). The lower bound for N workers is the larger of the slowest single VM's fix time and
 the serial work divided by N (no schedule can beat either).
@@ -13,7 +13,7 @@ import time
 
 from armsim import DEMO_SUBSCRIPTION, Settings, Simulator, serve
 from remediations.azure import Azure, AzureConfig
-from remediations.facts import list_vms
+from remediations.inventory import list_vms
 from runbooks.engine import Options, run
 
 

@@ -1,8 +1,17 @@
-"""The shape of every action: read facts, plan (pure), execute one change, re-plan to verify."""
+"""The contract of every action: read facts, plan (pure), execute one change, re-plan to verify.
+
+A subclass declares, as class attributes: `name`, `summary`, `Params` (an ActionParams subclass; its
+`for_run` takes the run settings that concern it), `disruptive`, `idempotent` (pyinfra's
+is_idempotent: False when a second run acts again by nature) and `permissions` (the RBAC actions its
+requests need). It defines `read`, `plan` and `execute`; `apply` is shared and is the only caller of
+`execute`: it passes `progress` down, and turns what `execute` returns (`Executed`: note and result)
+into the Outcome.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -13,11 +22,22 @@ from .model import Change, Outcome, Plan
 from .polling import check_stop, settle
 from .target import Target
 
-__all__ = ["Action", "ActionParams", "OnChange", "after_error"]
+__all__ = ["Action", "ActionParams", "Executed", "OnChange", "Progress", "RunSettings", "Unfinished", "after_error"]
 
 P = TypeVar("P", bound="ActionParams")
+PT = TypeVar("PT", bound="ActionParams")
 F = TypeVar("F")
 OnChange = Callable[[Change, "str | None", str], None]  # (change, correlation id, "sending" | "applied" | "failed: CODE" | "unknown: CODE")
+Progress = Callable[[str, dict[str, Any]], None]  # (status, info) on each poll of a long wait, e.g. a backup job
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The choices a runbook run makes for every action it applies; each Params.for_run takes what concerns it."""
+
+    egress_mode: str = "service-tag"
+    retention_days: int = 30
+    wait_ready_seconds: float = 300.0
 
 
 class ActionParams(BaseModel):
@@ -28,14 +48,53 @@ class ActionParams(BaseModel):
     target: Target
     force: bool = False
 
+    @classmethod
+    def for_run(cls: type[PT], target: Target, settings: RunSettings, **values: Any) -> PT:
+        """Params for a runbook run: the target, the run settings this action takes (none here), then `values`."""
+        return cls(target=target, **values)
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What one `execute` did: its evidence line (None: nothing to say) and its result for Outcome.result."""
+
+    note: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class Unfinished(Exception):
+    """Raised by `execute` when its change failed part-way: the error, and what it had learnt (e.g. a job id).
+
+    `apply` goes on with `error` itself (retries and the audit judge the real error) and keeps `result`.
+    """
+
+    def __init__(self, error: Exception, result: dict[str, Any]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.result = result
+
+
+@dataclass
+class _Run:
+    """What one `apply` has done so far, shared by its retried unit and its Outcome."""
+
+    applied: list[Change] = field(default_factory=list)
+    maybe_done: list[Change] = field(default_factory=list)  # writes whose answer was lost: re-read, never resent
+    evidence: list[str] = field(default_factory=list)
+    correlation: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)  # of the latest attempt that executed anything
+    unsure: set[int] = field(default_factory=set)  # ids of errors met after a write was accepted: re-read, re-plan
+
 
 class Action(Generic[P, F]):
-    """Base class: subclasses define name, Params, read, plan and execute; apply is shared."""
+    """Base class: subclasses define the class attributes, read, plan and execute; apply is shared."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     Params: ClassVar[type[ActionParams]] = ActionParams
     disruptive: ClassVar[bool] = False
+    idempotent: ClassVar[bool] = True  # False: applying twice acts twice by nature (a forced run is planned again)
+    permissions: ClassVar[tuple[str, ...]] = ()  # RBAC actions its requests need (azure-automation/rbac-map.json)
 
     def read(self, azure: Azure, params: P) -> F:
         """Gather the facts the plan needs (GETs and allow-listed read-only POSTs only)."""
@@ -45,111 +104,140 @@ class Action(Generic[P, F]):
         """The changes that would bring the VM to the wanted state; pure, no I/O."""
         raise NotImplementedError
 
-    def execute(self, azure: Azure, params: P, change: Change) -> str | None:
-        """Make one change (waiting for its long-running operation); returns evidence, if any."""
+    def execute(self, azure: Azure, params: P, change: Change, *, progress: Progress | None = None) -> Executed:
+        """Make one change (waiting for its long-running operation); its evidence and result."""
         raise NotImplementedError
 
     def also_retry(self, exc: BaseException) -> bool:
         """Errors that, for this action only, mean re-read and re-plan (beyond the transient ones)."""
         return False
 
+    def verify_params(self, params: P, result: dict[str, Any]) -> P:
+        """The params of the re-plan that verifies convergence, given the executed result; by default the same.
+
+        An action that is not idempotent says here what now counts as done (e.g. a restart after its time).
+        """
+        return params
+
     def preview(self, azure: Azure, params: P) -> Plan:
-        """Read, then plan: what `apply` would do now."""
-        return self.plan(self.read(azure, params), params)
-
-    def apply(self, azure: Azure, params: P, *, consent: bool = False, on_change: OnChange | None = None) -> Outcome:
-        """Re-plan, withhold what needs consent, execute each change, then re-plan to verify convergence."""
-        target = str(params.target)
-        applied: list[Change] = []
-        evidence: list[str] = []
-        correlation: list[str] = []
-        try:
-            plan = azure.call(self.preview, azure, params)
-            if plan.empty:
-                return Outcome(action=self.name, target=target, status="unchanged", reason=plan.reason,
-                               manual=plan.manual, evidence=plan.notes)
-            held = [c for c in plan.changes if c.disruptive]
-            if held and not consent:
-                return Outcome(action=self.name, target=target, status="withheld", changes=plan.changes,
-                               reason="disruptive: " + "; ".join(c.summary for c in held)
-                                      + " (pass explicit consent, e.g. --allow-disruptive)",
-                               manual=plan.manual, evidence=plan.notes)
-
-            attempts = [plan]
-            maybe_done: list[Change] = []
-            unsure: set[int] = set()  # ids of errors met after a write was accepted: re-read and re-plan
-
-            def unit() -> list[Change]:
-                # A retry re-reads and re-plans from fresh state; it never replays a stale plan.
-                current = attempts.pop() if attempts else self.preview(azure, params)
-                done: list[Change] = []
-                for change in current.changes:
-                    azure.calls.correlation_id = None
-                    azure.calls.write_status = None
-                    azure.poll_guard.forget()
-                    check_stop()  # Ctrl-C: never start another write
-                    if on_change is not None:
-                        on_change(change, None, "sending")  # the intent, before the request leaves
-                    try:
-                        note = self.execute(azure, params, change)
-                    except BaseException as e:
-                        verdict = after_error(e, getattr(azure.calls, "write_status", None))
-                        if verdict == "unknown":
-                            maybe_done.append(change)
-                            if not isinstance(e, (Interrupted, OperationTimedOut)):
-                                unsure.add(id(e))
-                                _settle(azure)  # accepted, then a poll failed: wait for its fate, never resend blind
-                        if on_change is not None:
-                            code = arm_error(e).code if isinstance(e, Exception) else type(e).__name__
-                            on_change(change, azure.last_correlation_id(), f"{verdict}: {code}")
-                        raise
-                    cid = azure.last_correlation_id()
-                    if cid:
-                        correlation.append(cid)
-                    if note:
-                        evidence.append(note)
-                    if on_change is not None:
-                        on_change(change, cid, "applied")
-                    done.append(change)
-                return done
-
-            applied = azure.call(unit, also=lambda e: self.also_retry(e) or id(e) in unsure)
-            after = azure.call(self.preview, azure, params)
-            result = getattr(self, "last_result", {}) or {}
-            if not applied and not maybe_done and after.empty:  # done meanwhile by someone else
-                return Outcome(action=self.name, target=target, status="unchanged", reason=after.reason,
-                               evidence=[*evidence, *after.notes], correlation_ids=correlation, result=result)
-            applied = applied or maybe_done  # a write whose answer was lost, then found carried out
-            if not after.empty:
-                return Outcome(action=self.name, target=target, status="failed", changes=applied,
-                               reason="did not converge: still planned: "
-                                      + "; ".join(c.summary for c in after.changes),
-                               evidence=evidence, correlation_ids=correlation, manual=after.manual, result=result)
-            return Outcome(action=self.name, target=target, status="changed", changes=applied,
-                           reason=after.reason, evidence=[*evidence, *after.notes], correlation_ids=correlation,
-                           manual=after.manual, result=result)
-        except ArmCallError as e:
-            return self._failed(target, applied, e, evidence, correlation)
-        except RemediationError:
-            raise
-        except Exception as e:  # an azure-core HttpResponseError and friends: keep the ARM code
-            if type(e).__module__.startswith("azure."):
-                return self._failed(target, applied, arm_error(e), evidence, correlation)
-            raise
-
-    def _failed(self, target: str, applied: list[Change], e: ArmCallError, evidence: list[str],
-                correlation: list[str]) -> Outcome:
-        if e.correlation_id:
-            correlation.append(e.correlation_id)
-        return Outcome(action=self.name, target=target, status="failed", changes=applied,
-                       reason=f"{e.code}: {e.message}", error_code=e.code, error_status=e.status,
-                       evidence=evidence, correlation_ids=correlation,
-                       result=getattr(self, "last_result", {}) or {})
+        """Read, then plan: what `apply` would do now (the plan carries the action's `idempotent`)."""
+        plan = self.plan(self.read(azure, params), params)
+        plan.idempotent = self.idempotent
+        return plan
 
     @classmethod
     def params(cls, **values: Any) -> ActionParams:
         """Build validated Params for this action."""
         return cls.Params(**values)
+
+    # --- apply ---------------------------------------------------------------------------------
+    def apply(self, azure: Azure, params: P, *, consent: bool = False, on_change: OnChange | None = None,
+              progress: Progress | None = None) -> Outcome:
+        """Re-plan, withhold what needs consent, execute each change, then re-plan to verify convergence."""
+        target = str(params.target)
+        run = _Run()
+        try:
+            plan = azure.call(self.preview, azure, params)
+            early = self._not_now(plan, target, consent)
+            if early is not None:
+                return early
+            attempts = [plan]
+
+            def unit() -> list[Change]:
+                # A retry re-reads and re-plans from fresh state; it never replays a stale plan.
+                current = attempts.pop() if attempts else self.preview(azure, params)
+                got: dict[str, Any] = {}
+                return [self._step(azure, params, change, run, got, on_change, progress) for change in current.changes]
+
+            run.applied = azure.call(unit, also=lambda e: self.also_retry(e) or id(e) in run.unsure)
+            after = azure.call(self.preview, azure, self.verify_params(params, run.result))
+            return self._verified(target, run.applied, after, run)
+        except ArmCallError as e:
+            return self._failed(target, run, e)
+        except RemediationError:
+            raise
+        except Exception as e:  # an azure-core HttpResponseError and friends: keep the ARM code
+            if type(e).__module__.startswith("azure."):
+                return self._failed(target, run, arm_error(e))
+            raise
+
+    def _not_now(self, plan: Plan, target: str, consent: bool) -> Outcome | None:
+        """The Outcome when nothing is to be done now (nothing planned, or disruptive without consent); else None."""
+        if plan.empty:
+            return Outcome(action=self.name, target=target, status="unchanged", reason=plan.reason,
+                           manual=plan.manual, evidence=plan.notes)
+        held = [c for c in plan.changes if c.disruptive]
+        if held and not consent:
+            return Outcome(action=self.name, target=target, status="withheld", changes=plan.changes,
+                           reason="disruptive: " + "; ".join(c.summary for c in held)
+                                  + " (pass explicit consent, e.g. --allow-disruptive)",
+                           manual=plan.manual, evidence=plan.notes)
+        return None
+
+    def _step(self, azure: Azure, params: P, change: Change, run: _Run, got: dict[str, Any],
+              on_change: OnChange | None, progress: Progress | None) -> Change:
+        """Execute one change, audited before it is sent and after it ends; raise what ended it badly."""
+        azure.start_write()
+        check_stop()  # Ctrl-C: never start another write
+        if on_change is not None:
+            on_change(change, None, "sending")  # the intent, before the request leaves
+        error: BaseException | None = None
+        try:
+            executed = self.execute(azure, params, change, progress=progress)
+        except Unfinished as u:
+            error = u.error
+            got.update(u.result)
+            run.result = got
+        except BaseException as e:
+            error = e
+        if error is not None:
+            self._met(azure, change, error, run, on_change)
+            raise error
+        got.update(executed.result)
+        run.result = got
+        cid = azure.last_correlation_id()
+        if cid:
+            run.correlation.append(cid)
+        if executed.note:
+            run.evidence.append(executed.note)
+        if on_change is not None:
+            on_change(change, cid, "applied")
+        return change
+
+    def _met(self, azure: Azure, change: Change, error: BaseException, run: _Run,
+             on_change: OnChange | None) -> None:
+        """Judge a change that raised (failed, or unknown: may be done) and audit it."""
+        verdict = after_error(error, azure.last_write_status())
+        if verdict == "unknown":
+            run.maybe_done.append(change)
+            if not isinstance(error, (Interrupted, OperationTimedOut)):
+                run.unsure.add(id(error))
+                _settle(azure)  # accepted, then a poll failed: wait for its fate, never resend blind
+        if on_change is not None:
+            code = arm_error(error).code if isinstance(error, Exception) else type(error).__name__
+            on_change(change, azure.last_correlation_id(), f"{verdict}: {code}")
+
+    def _verified(self, target: str, applied: list[Change], after: Plan, run: _Run) -> Outcome:
+        """The Outcome once the unit ran: unchanged (done meanwhile), failed (did not converge) or changed."""
+        if not applied and not run.maybe_done and after.empty:  # done meanwhile by someone else
+            return Outcome(action=self.name, target=target, status="unchanged", reason=after.reason,
+                           evidence=[*run.evidence, *after.notes], correlation_ids=run.correlation, result=run.result)
+        applied = applied or run.maybe_done  # a write whose answer was lost, then found carried out
+        if not after.empty:
+            return Outcome(action=self.name, target=target, status="failed", changes=applied,
+                           reason="did not converge: still planned: " + "; ".join(c.summary for c in after.changes),
+                           evidence=run.evidence, correlation_ids=run.correlation, manual=after.manual,
+                           result=run.result)
+        return Outcome(action=self.name, target=target, status="changed", changes=applied, reason=after.reason,
+                       evidence=[*run.evidence, *after.notes], correlation_ids=run.correlation, manual=after.manual,
+                       result=run.result)
+
+    def _failed(self, target: str, run: _Run, e: ArmCallError) -> Outcome:
+        if e.correlation_id:
+            run.correlation.append(e.correlation_id)
+        return Outcome(action=self.name, target=target, status="failed", changes=run.applied,
+                       reason=f"{e.code}: {e.message}", error_code=e.code, error_status=e.status,
+                       evidence=run.evidence, correlation_ids=run.correlation, result=run.result)
 
 
 def _settle(azure: Azure) -> None:

@@ -9,6 +9,9 @@
 - Read-only mode: a pipeline policy refuses PUT/PATCH/DELETE and any POST not on an allow-list
   before the request leaves the process (the dry-run guarantee).
 SDK modules are imported lazily, inside the properties that need them.
+
+Over 300 lines on purpose: clients, the retry owner, the read-only policy and the per-thread record of each
+write configure one pipeline together; apart, each would reach into the others.
 """
 
 from __future__ import annotations
@@ -91,8 +94,6 @@ def is_transient(exc: BaseException) -> bool:
             msg = e.message.lower()
             return e.code.lower() in _BUSY_CODES and ("in progress" in msg or "another operation" in msg
                                                       or e.code.lower() != "operationnotallowed")
-        if status is None and "canceled" in str(exc).lower():
-            return False
     return False
 
 
@@ -117,13 +118,14 @@ def poll_pause(exc: BaseException, interval: float, cap: float = 60.0) -> float:
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """Bounds of the one retry policy: attempts, total seconds, backoff, and the Retry-After cap."""
+    """Bounds of the one retry policy: attempts, total seconds, backoff, the Retry-After cap, and how to wait."""
 
     attempts: int = 6
     max_seconds: float = 120.0
     backoff: float = 0.5
     backoff_max: float = 20.0
     retry_after_cap: float = 60.0
+    sleep: Callable[[float], None] | None = None  # waits between attempts; None: time.sleep (tests record them)
 
 
 @dataclass(frozen=True)
@@ -284,14 +286,25 @@ class Azure:
             retrying = tenacity.Retrying(
                 retry=tenacity.retry_if_exception(retryable),
                 stop=tenacity.stop_after_attempt(s.attempts) | tenacity.stop_after_delay(s.max_seconds),
-                wait=wait, reraise=True)
+                wait=wait, reraise=True, sleep=s.sleep or tenacity.nap.sleep)
             return retrying(fn, *args, **kwargs)
         finally:
             _inside_retry.reset(token)
 
+    # --- the record of one write, per thread (for the audit trail) -----------------------------
+    def start_write(self) -> None:
+        """Forget this thread's last write (its correlation id, its status, its accepted operation) before a new one."""
+        self.calls.correlation_id = None
+        self.calls.write_status = None
+        self.poll_guard.forget()
+
     def last_correlation_id(self) -> str | None:
         """The x-ms-correlation-request-id of the last write (non-GET) response this thread received."""
         return getattr(self.calls, "correlation_id", None)
+
+    def last_write_status(self) -> int | None:
+        """The HTTP status of the last write's own answer on this thread (None: no answer since start_write)."""
+        return getattr(self.calls, "write_status", None)
 
 
 class _NoCredential:

@@ -130,9 +130,14 @@ class JobView:
     @property
     def error(self) -> str:
         """The error title (symbolic code) or number, for reasons and error codes."""
+        return self.error_code or "an unknown error"
+
+    @property
+    def error_code(self) -> str | None:
+        """The error as a code: its title (symbolic), else its number as text, else None."""
         if self.error_title:
             return self.error_title
-        return str(self.error_number) if self.error_number is not None else "an unknown error"
+        return str(self.error_number) if self.error_number is not None else None
 
     def progress_info(self) -> dict[str, Any]:
         """What a progress callback gets besides the status: percentage and task statuses."""

@@ -11,7 +11,6 @@ __all__ = [
     "OperationTimedOut",
     "ReadOnlyViolation",
     "RemediationError",
-    "Withheld",
     "arm_error",
 ]
 
@@ -22,10 +21,6 @@ class RemediationError(Exception):
 
 class BadInput(RemediationError, ValueError):
     """Input that fails validation; nothing was sent to Azure (exit code 2)."""
-
-
-class Withheld(RemediationError):
-    """A step that needs consent or a person (disruptive without consent, manual step; exit code 3)."""
 
 
 class ReadOnlyViolation(RemediationError):

@@ -48,18 +48,12 @@ class Plan(BaseModel):
     reason: str = ""
     notes: list[str] = Field(default_factory=list, description="findings to report, never to fix")
     manual: list[str] = Field(default_factory=list, description="steps a person must take")
+    idempotent: bool = Field(default=True, description="False: applying this plan twice acts twice (the action's flag)")
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to do."""
         return not self.changes
-
-    def counts(self) -> dict[Kind, int]:
-        """How many changes of each kind."""
-        out: dict[Kind, int] = {"add": 0, "change": 0, "remove": 0, "run": 0}
-        for c in self.changes:
-            out[c.kind] += 1
-        return out
 
 
 class Outcome(BaseModel):

@@ -23,6 +23,7 @@ from .netaddr import (
     prefix_set,
     probe_addresses,
 )
+from .verdicts import BACKUP_PORTS
 
 __all__ = [
     "DEFAULT_RULES",
@@ -301,7 +302,7 @@ def egress_verdicts(
     nsgs: Sequence[NsgView],
     *,
     region: str,
-    ports: Sequence[int] = (443,),
+    ports: Sequence[int] = BACKUP_PORTS,
     resolver: TagResolver,
     src_ip: str | None = None,
 ) -> list[Blocked]:

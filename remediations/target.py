@@ -7,18 +7,16 @@ import re
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from .armid import is_guid, parse_resource_id
 from .errors import BadInput
 
 __all__ = ["Target", "parse_target"]
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Azure naming rules: resource group 1-90 of letters, digits, _ - . ( ), not ending in '.';
 # VM resource name 1-64 of letters, digits, _ - ., starting alphanumeric, not ending in '.' or '-'.
 _GROUP = re.compile(r"^[\w\-.()]{1,90}$", re.ASCII)
 _VM = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$")
-_VM_ID = re.compile(
-    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/"
-    r"virtualMachines/(?P<name>[^/]+)/?$", re.IGNORECASE)
+_VM_TYPE = "Microsoft.Compute/virtualMachines"
 
 
 class Target(BaseModel):
@@ -33,7 +31,7 @@ class Target(BaseModel):
     @field_validator("subscription")
     @classmethod
     def _sub(cls, v: str) -> str:
-        if not _GUID.match(v):
+        if not is_guid(v):
             raise ValueError(f"subscription {v!r} is not a GUID")
         return v.lower()
 
@@ -70,13 +68,14 @@ def parse_target(vm: str, resource_group: str | None = None, subscription: str |
     """A Target from a full resource ID, or a name plus group and subscription (AZURE_SUBSCRIPTION_ID by default)."""
     vm = (vm or "").strip()
     if vm.startswith("/"):
-        m = _VM_ID.match(vm)
-        if not m:
+        try:
+            rid = parse_resource_id(vm, type=_VM_TYPE)
+        except ValueError:
             raise BadInput(f"not a VM resource ID: {vm!r} (want /subscriptions/<id>/resourceGroups/<rg>/providers/"
-                           "Microsoft.Compute/virtualMachines/<name>)")
-        if resource_group and resource_group.lower() != m["rg"].lower():
+                           "Microsoft.Compute/virtualMachines/<name>)") from None
+        if resource_group and resource_group.lower() != rid.resource_group.lower():
             raise BadInput(f"-g {resource_group!r} contradicts the resource group in {vm!r}")
-        parts = {"subscription": m["sub"], "resource_group": m["rg"], "name": m["name"]}
+        parts = {"subscription": rid.subscription, "resource_group": rid.resource_group, "name": rid.name}
     else:
         sub = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID")
         if not resource_group:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-__all__ = ["CATALOG", "CAUSES", "Cause", "ErrorEntry", "lookup", "match_error"]
+__all__ = ["BY_HAND", "CATALOG", "CAUSES", "VERIFY", "Cause", "ErrorEntry", "lookup", "match_error"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,6 @@ class Cause:
     title: str
     fixes: tuple[str, ...] = ()
     manual: tuple[str, ...] = ()
-    disruptive_note: str = ""
 
 
 CAUSES: dict[str, Cause] = {c.id: c for c in (
@@ -61,6 +60,12 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
     Cause("C5.provider", "Windows iaasvmprovider service not enabled (start type must be Automatic)",
           fixes=("enable-iaasvmprovider",)),
 )}
+
+# The action that verifies every fix: an on-demand backup that must succeed (runbooks/engine.py).
+VERIFY = "trigger-backup"
+# Actions no runbook plans, run only by hand (python -m runbooks action NAME ... --force): power-off, since a
+# guest shut down from inside is already stopped (C4.shutdown), so the Automation role does not grant it.
+BY_HAND: tuple[str, ...] = ("power-off",)
 
 # Cause groups in the article, expanded to sub-causes in the order they are checked.
 _GROUP = {

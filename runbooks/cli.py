@@ -1,18 +1,24 @@
 """`python -m runbooks`: the command line. Only the standard library is imported here, so --help is cheap;
-each command imports what it needs when it runs."""
+each command lives in a `cmd_*` module (catalog, fix, action, demo), imported when it runs."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import NoReturn
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 EPILOG = """exit codes: 0 fixed or nothing to do, 1 failed, 2 bad input (nothing sent), 3 a manual or withheld step,
 130 interrupted (first Ctrl-C stops before the next write; a second exits at once).
 environment: AZURE_SUBSCRIPTION_ID (default subscription), RUNBOOKS_ARM_ENDPOINT (custom ARM endpoint),
 RUNBOOKS_CA_BUNDLE / REQUESTS_CA_BUNDLE (CA for a custom endpoint)."""
+
+
+# command -> the module under runbooks/ whose cmd_<command> runs it
+COMMANDS = {"list": "cmd_catalog", "explain": "cmd_catalog", "diagnose": "cmd_fix", "fix": "cmd_fix",
+            "apply": "cmd_fix", "action": "cmd_action", "demo": "cmd_demo"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from remediations.errors import BadInput, Interrupted, RemediationError, arm_error
 
-    from . import commands
     from .stop import install, interrupted_note
 
     if args.command in ("fix", "apply", "action", "demo"):
         install()  # first Ctrl-C: stop before the next write; second: exit at once
     try:
-        return int(getattr(commands, f"cmd_{args.command}")(args))
+        module = importlib.import_module(f".{COMMANDS[args.command]}", __package__)
+        return int(getattr(module, f"cmd_{args.command}")(args))
     except BadInput as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

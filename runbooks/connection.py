@@ -1,23 +1,27 @@
-"""Connection settings and clients: validated before any client exists; one set of clients per subscription."""
+"""Connection settings and clients: validated before any client exists; one set of clients per subscription.
+
+With --simulator (and `demo`) an in-process armsim stands behind the clients (`simulator`, the sim extra).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from remediations.armid import is_guid
 from remediations.azure import Azure, AzureConfig
 from remediations.endpoint import check_endpoint
 from remediations.errors import BadInput
 
+from . import simulator
+
 __all__ = ["DEMO_GROUP", "Clients", "Where", "connect", "group_of", "where_from"]
 
 DEMO_GROUP = "rg-demo"
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII)
 
 
 @dataclass
@@ -36,12 +40,10 @@ class Where:
 def where_from(args: argparse.Namespace) -> Where:
     """Where from flags and environment; BadInput for anything malformed (nothing is sent)."""
     sub = args.subscription or os.environ.get("AZURE_SUBSCRIPTION_ID") or None
-    if sub is not None and not _GUID.fullmatch(sub.strip()):
+    if sub is not None and not is_guid(sub.strip()):
         raise BadInput(f"subscription {sub!r} is not a GUID")
-    if args.simulator and not sub:
-        from armsim import DEMO_SUBSCRIPTION
-
-        sub = DEMO_SUBSCRIPTION
+    if args.simulator:  # the sim extra is checked here, before anything else happens
+        sub = sub or simulator.demo_subscription()
     endpoint = args.arm_endpoint or os.environ.get("RUNBOOKS_ARM_ENDPOINT") or None
     if args.simulator and endpoint:
         raise BadInput("--simulator and --arm-endpoint are exclusive")
@@ -101,9 +103,7 @@ def connect(where: Where, *, read_only: bool) -> Iterator[Clients]:
     server = None
     endpoint, ca = where.endpoint, where.ca_bundle
     if where.simulator:
-        from armsim import serve
-
-        server = serve()
+        server = simulator.serve()
         endpoint, ca = server.endpoint, server.ca_bundle
     try:
         yield Clients(where, endpoint, ca, read_only=read_only)

@@ -11,15 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from remediations.actions.guest import MIN_LINUX_AGENT, version_tuple
 from remediations.facts import Facts
 from remediations.netaddr import TagResolver
 from remediations.netrules import egress_verdicts, storage_tag
 from remediations.reads import STOPPED_INTERNALLY, shut_down_inside
+from remediations.verdicts import BACKUP_PORTS, MIN_LINUX_AGENT, version_tuple, why_remove
 
 from .catalog import CAUSES, ErrorEntry
 
-__all__ = ["MIN_LINUX_AGENT", "Finding", "check", "diagnose"]
+__all__ = ["Finding", "check", "diagnose"]
 
 Verdict = Literal["present", "absent", "unknown"]
 
@@ -39,6 +39,9 @@ class Finding:
         return CAUSES[self.cause].title
 
 
+_PORTS = ", ".join(map(str, BACKUP_PORTS))  # the ports allow-backup-egress opens by default: the same verdict
+
+
 def _c1(f: Facts) -> Finding:
     if f.nsgs is None:
         return Finding("C1", "unknown", f"{f.vm.name} has no network interface to evaluate")
@@ -50,9 +53,9 @@ def _c1(f: Facts) -> Finding:
     # The tag's name is the Service Tags API's (`Storage.EastUS`); unread, the evidence says just "Storage".
     resolver = f.tags or TagResolver({"Storage": ["198.51.100.0/24"]}, regions={"Storage": f.vm.location})
     tag = storage_tag(resolver, f.vm.location)
-    blocked = egress_verdicts(f.nsgs, region=f.vm.location, ports=(443,), resolver=resolver)
+    blocked = egress_verdicts(f.nsgs, region=f.vm.location, ports=BACKUP_PORTS, resolver=resolver)
     if not blocked:
-        return Finding("C1", "absent", f"outbound TCP 443 to {tag} is allowed by {names}")
+        return Finding("C1", "absent", f"outbound TCP {_PORTS} to {tag} is allowed by {names}")
     b = blocked[0]
     return Finding("C1", "present", f"outbound TCP {b.port} to {tag} denied by {b.nsg_name} "
                                     f"({b.scope}) rule {b.rule.name} (priority {b.rule.priority})")
@@ -128,8 +131,7 @@ def _c5_extension(f: Facts) -> Finding:
     ext = f.vm.backup_extension()
     if ext is None:
         return Finding("C5.extension", "absent", "backup extension not installed; the next backup installs it")
-    bad = ext.state.lower() in ("failed", "updating", "creating", "deleting", "transitioning") or (
-        ext.handler_status is not None and ext.handler_status.lower() != "ready")
+    bad = why_remove(ext) is not None  # the very rule remove-backup-extension plans by
     state = f"{ext.name} ({ext.type} {ext.version}) provisioning {ext.state}, handler {ext.handler_status or 'n/a'}"
     return Finding("C5.extension", "present" if bad else "absent", state)
 

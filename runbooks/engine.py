@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from remediations.action import OnChange
+from remediations.action import Action, ActionParams, OnChange, RunSettings
 from remediations.actions import get_action
 from remediations.azure import Azure
 from remediations.backupjobs import JobView
@@ -15,7 +15,7 @@ from remediations.facts import Facts, gather
 from remediations.model import Change, Outcome, Plan
 from remediations.target import Target
 
-from .catalog import CAUSES, ErrorEntry, lookup, match_error
+from .catalog import CAUSES, VERIFY, ErrorEntry, lookup, match_error
 from .diagnose import Finding, decided, diagnose
 from .stop import follow
 
@@ -39,6 +39,11 @@ class Options:
     backup_wait_seconds: float = 3600.0
     backup_poll_seconds: float | None = None
     wait_ready_seconds: float = 300.0
+
+    def settings(self) -> RunSettings:
+        """What every action's Params.for_run may take from these options."""
+        return RunSettings(egress_mode=self.egress_mode, retention_days=self.retention_days,
+                           wait_ready_seconds=self.wait_ready_seconds)
 
 
 @dataclass
@@ -82,17 +87,10 @@ class VmReport:
         return [c for p in self.plans for c in p.changes]
 
 
-def _params(name: str, target: Target, opts: Options, **extra: Any) -> Any:
+def _params(name: str, target: Target, opts: Options, **extra: Any) -> tuple[Action[Any, Any], ActionParams]:
+    """The action called `name` and its Params for this run (the action's own `for_run` takes the settings)."""
     action = get_action(name)
-    fields = action.Params.model_fields
-    values: dict[str, Any] = {"target": target, **extra}
-    if "mode" in fields:
-        values["mode"] = opts.egress_mode
-    if "retention_days" in fields:
-        values["retention_days"] = opts.retention_days
-    if "wait_ready_seconds" in fields:
-        values["wait_ready_seconds"] = opts.wait_ready_seconds
-    return action, action.Params(**values)
+    return action, action.Params.for_run(target, opts.settings(), **extra)
 
 
 def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
@@ -106,7 +104,7 @@ def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
         code = opts.error
     elif job is not None:
         entry, how = match_error(job.error_title, job.error_message, job.error_number)
-        code = job.error_title or (str(job.error_number) if job.error_number is not None else None)
+        code = job.error_code
     else:
         entry, how = match_error(None)
         code = None
@@ -156,13 +154,14 @@ def _unchecked(inv: Investigation) -> list[str]:
 SKEW = timedelta(seconds=60)  # clock skew margin between this machine and Azure's job start times
 
 
-def _backup_plan(azure: Azure, inv: Investigation, opts: Options, *, fixing: bool) -> tuple[Any, Any, Plan]:
+def _backup_plan(azure: Azure, inv: Investigation, opts: Options, *,
+                 fixing: bool) -> tuple[Action[Any, Any], ActionParams, Plan]:
     """The verification backup's action, params (see _backup_params) and read-only preview."""
     action, params = _backup_params(inv, opts, fixing=fixing)
     return action, params, action.preview(azure, params)
 
 
-def _backup_params(inv: Investigation, opts: Options, *, fixing: bool) -> tuple[Any, Any]:
+def _backup_params(inv: Investigation, opts: Options, *, fixing: bool) -> tuple[Action[Any, Any], ActionParams]:
     """A job proves the fix if it began after this run's last change (now, less SKEW).
 
     While fixing, jobs listed before the fix prove nothing; without a fix of this run, a job another run began
@@ -173,7 +172,7 @@ def _backup_params(inv: Investigation, opts: Options, *, fixing: bool) -> tuple[
                              "wait_seconds": opts.backup_wait_seconds}
     if opts.backup_poll_seconds is not None:
         extra["poll_seconds"] = opts.backup_poll_seconds
-    return _params("trigger-backup", inv.facts.target, opts, **extra)
+    return _params(VERIFY, inv.facts.target, opts, **extra)
 
 
 def _job_progress(vm: str, say: Say) -> Callable[[str, dict[str, Any]], None]:
@@ -196,29 +195,8 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
     say = say or (lambda _line: None)
     say(f"{target.name}: reading facts")
     inv = investigate(azure, target, opts)
-    latest = inv.facts.latest
-    if latest is not None and latest.succeeded:  # whatever the error was, the VM backs up again
-        return VmReport(target, "nothing", "No changes. The VM's latest backup succeeded.", inv)
-    if inv.facts.backup is None:
-        return VmReport(target, "manual", f"{target.name} is not protected by Azure Backup; nothing to verify.",
-                        inv, manual=["Protect the VM in a Recovery Services vault (Backup > Enable backup)."])
-    plans, manual = plan_fixes(azure, inv, opts)
-    backup_action = backup_params = None
-    fixing = any(p.changes for p in plans)
-    bplan = None
-    if opts.backup:
-        backup_action, backup_params, bplan = _backup_plan(azure, inv, opts, fixing=fixing)
-        if bplan.changes or bplan.manual:
-            plans.append(bplan)
-    report = VmReport(target, "planned", "", inv, plans, manual=manual)
-    if not any(p.changes for p in plans):
-        held = bplan is not None and bool(bplan.manual)  # a backup job from before this run holds the VM
-        if held and bplan is not None:
-            report.manual.extend(m for m in bplan.manual if m not in report.manual)
-        report.manual.extend(m for m in _unchecked(inv) if m not in report.manual)
-        report.status = "manual" if report.manual else "nothing"
-        report.message = "No changes." + (" Manual steps remain." if report.manual else "") + (
-            f" Not verified: {bplan.reason}." if held and bplan is not None else "")
+    report, verify = _plan_run(azure, inv, opts)
+    if report.status != "planned":
         return report
     if opts.dry_run:
         report.message = "Dry run: nothing was changed."
@@ -226,34 +204,80 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
     if confirm is not None and not confirm(report):
         report.status, report.message = "withheld", "Not applied: confirmation declined (use --yes)."
         return report
-    for plan in plans:
-        if plan.action == "trigger-backup":
+    _apply_fixes(azure, report, opts, on_change, say)
+    if _stopped(report):
+        return report
+    if verify is None:
+        report.status, report.message = "applied", "Applied; no verification backup (--no-backup)."
+        return report
+    if any(o.status == "changed" for o in report.outcomes):  # proof must begin after this run's last change
+        verify = _backup_params(inv, opts, fixing=True)
+    say(f"{target.name}: verifying with an on-demand backup")
+    action, params = verify
+    report.backup = action.apply(azure, params, consent=True, on_change=on_change,
+                                 progress=follow(target, _job_progress(target.name, say)))
+    _judge_backup(report, report.backup, inv)
+    return report
+
+
+def _plan_run(azure: Azure, inv: Investigation,
+              opts: Options) -> tuple[VmReport, tuple[Action[Any, Any], ActionParams] | None]:
+    """The report of the fixes planned (status "planned") or of why none are (a final status); the verification."""
+    target = inv.facts.target
+    latest = inv.facts.latest
+    if latest is not None and latest.succeeded:  # whatever the error was, the VM backs up again
+        return VmReport(target, "nothing", "No changes. The VM's latest backup succeeded.", inv), None
+    if inv.facts.backup is None:
+        return VmReport(target, "manual", f"{target.name} is not protected by Azure Backup; nothing to verify.",
+                        inv, manual=["Protect the VM in a Recovery Services vault (Backup > Enable backup)."]), None
+    plans, manual = plan_fixes(azure, inv, opts)
+    verify: tuple[Action[Any, Any], ActionParams] | None = None
+    bplan: Plan | None = None
+    if opts.backup:
+        action, params, bplan = _backup_plan(azure, inv, opts, fixing=any(p.changes for p in plans))
+        verify = (action, params)
+        if bplan.changes or bplan.manual:
+            plans.append(bplan)
+    report = VmReport(target, "planned", "", inv, plans, manual=manual)
+    if not any(p.changes for p in plans):
+        held = bplan.reason if bplan is not None and bplan.manual else None  # a job from before this run holds it
+        if bplan is not None and held is not None:
+            _add_manual(report, bplan.manual)
+        _add_manual(report, _unchecked(inv))
+        report.status = "manual" if report.manual else "nothing"
+        report.message = "No changes." + (" Manual steps remain." if report.manual else "") + (
+            f" Not verified: {held}." if held is not None else "")
+    return report, verify
+
+
+def _apply_fixes(azure: Azure, report: VmReport, opts: Options, on_change: OnChange | None, say: Say) -> None:
+    """Apply every planned fix in order (the verification backup comes later), keeping each Outcome."""
+    for plan in report.plans:
+        if plan.action == VERIFY:
             continue
-        say(f"{target.name}: applying {plan.action}")
-        action, params = _params(plan.action, target, opts)
+        say(f"{report.target.name}: applying {plan.action}")
+        action, params = _params(plan.action, report.target, opts)
         outcome = action.apply(azure, params, consent=opts.allow_disruptive, on_change=on_change)
         report.outcomes.append(outcome)
-        report.manual.extend(m for m in outcome.manual if m not in report.manual)
+        _add_manual(report, outcome.manual)
+
+
+def _stopped(report: VmReport) -> bool:
+    """When a fix failed or was withheld: say so in the report (its final status) and return True."""
     failed = [o for o in report.outcomes if o.status == "failed"]
     withheld = [o for o in report.outcomes if o.status == "withheld"]
     if failed:
         report.status = "failed"
         report.message = "; ".join(f"{o.action} failed: {o.reason}" for o in failed)
-        return report
-    if withheld:
+    elif withheld:
         report.status = "withheld"
         report.message = "Withheld: " + ", ".join(o.action for o in withheld) + " needs --allow-disruptive."
-        report.manual.extend(m for o in withheld for m in o.manual if m not in report.manual)
-        return report
-    if backup_action is None:
-        report.status, report.message = "applied", "Applied; no verification backup (--no-backup)."
-        return report
-    if any(o.status == "changed" for o in report.outcomes):  # proof must begin after this run's last change
-        backup_action, backup_params = _backup_params(inv, opts, fixing=True)
-    say(f"{target.name}: verifying with an on-demand backup")
-    backup_action.progress = follow(target, _job_progress(target.name, say))
-    report.backup = backup_action.apply(azure, backup_params, consent=True, on_change=on_change)
-    b = report.backup
+        _add_manual(report, [m for o in withheld for m in o.manual])
+    return bool(failed or withheld)
+
+
+def _judge_backup(report: VmReport, b: Outcome, inv: Investigation) -> None:
+    """The report's final status from the verification backup: fixed, manual (not verified) or failed."""
     if b.status == "changed" and not b.error_code or b.status == "unchanged" and not b.manual:
         report.status = "fixed"
         job = b.result.get("job_id")
@@ -264,9 +288,13 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
     elif b.status == "unchanged":
         report.status = "manual"
         report.message = f"Applied, but not verified: {b.reason}"
-        report.manual.extend(m for m in b.manual if m not in report.manual)
+        _add_manual(report, b.manual)
     else:
         report.status = "failed"
-        report.message = f"Verification backup did not succeed: {report.backup.reason}"
-        report.manual.extend(m for m in _unchecked(inv) if m not in report.manual)
-    return report
+        report.message = f"Verification backup did not succeed: {b.reason}"
+        _add_manual(report, _unchecked(inv))
+
+
+def _add_manual(report: VmReport, steps: list[str]) -> None:
+    """Append manual steps the report does not list yet, in order."""
+    report.manual.extend(m for m in steps if m not in report.manual)

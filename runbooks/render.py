@@ -55,6 +55,8 @@ def plan_text(plans: list[Plan], style: Style) -> list[str]:
         for c in p.changes:
             lines += change_text(c, style)
             lines.append("")
+        if p.changes and not p.idempotent:
+            lines.append(f"  # note: {p.action} is not idempotent: applying this plan again acts again")
         for note in p.notes:
             lines.append(f"  # note: {note}")
     lines.append(totals_line([c for p in plans for c in p.changes]))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from conftest import mutating
+from conftest import DEMO_VMS, TRANSIENT_FAULTS, mutating
 from pydantic import ValidationError
 
 from armsim import DEMO_SUBSCRIPTION
@@ -26,8 +26,6 @@ from remediations.backupjobs import (
 from remediations.errors import arm_error
 from remediations.target import Target
 
-DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",
-            "vm-sql-vss", "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled"]
 ACTION = TriggerBackup()
 NOW = datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc)
 FAST = {"poll_seconds": 0.01}
@@ -157,9 +155,10 @@ def test_vm_healthy_latest_backup_succeeded(armsim: Any, azure: Azure) -> None:
 def test_vm_nsg_blocked_job_fails_with_its_error_code(armsim: Any, azure: Azure) -> None:
     seen: list[tuple[str, Any]] = []
     before = len(sim_jobs(armsim, "vm-nsg-blocked"))
-    action = TriggerBackup(progress=lambda status, info: seen.append((status, info["tasks"])))
-    out = action.apply(azure, params("vm-nsg-blocked", wait=True))
+    out = TriggerBackup().apply(azure, params("vm-nsg-blocked", wait=True),
+                                progress=lambda status, info: seen.append((status, info["tasks"])))
     assert out.status == "failed" and out.error_code == "ExtensionSnapshotFailedNoNetwork", out
+    assert out.result["job_id"] == sim_jobs(armsim, "vm-nsg-blocked")[-1].id  # kept although the job failed
     assert "Snapshot operation failed due to no network connectivity" in out.reason
     jobs = sim_jobs(armsim, "vm-nsg-blocked")
     assert len(jobs) == before + 1 and jobs[-1].status == "Failed" and jobs[-1].id in out.reason
@@ -239,13 +238,7 @@ def test_read_only_preview_of_every_demo_vm(armsim: Any) -> None:
     assert mutating(armsim) == []
 
 
-@pytest.mark.parametrize("fault", [
-    {"kind": "throttle", "retry_after": 1},
-    {"kind": "server_error"},
-    {"kind": "unavailable", "retry_after": 1},
-    {"kind": "reset"},
-    {"kind": "conflict"},
-])
+@pytest.mark.parametrize("fault", TRANSIENT_FAULTS)
 def test_transient_faults_on_trigger_make_one_job(armsim: Any, azure: Azure, fault: dict[str, Any]) -> None:
     before = len(sim_jobs(armsim, "vm-linux-agent-old"))
     f = armsim.sim.faults.add(operation="Backups_Trigger", **fault)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from conftest import FAST_RETRY, mutating
 from pydantic import ValidationError
+from support.demo import RG, sim_vm
+from support.egress import NO_NETWORK, nsg_id, params, put_rule, raw_rule, rules, sim_nsg
 
 from armsim import DEMO_SUBSCRIPTION, Server
 from remediations.actions import get_action
@@ -17,70 +19,20 @@ from remediations.actions.egress import AllowBackupEgress, EgressParams
 from remediations.azure import Azure, AzureConfig
 from remediations.errors import ReadOnlyViolation
 from remediations.model import Outcome
-from remediations.target import Target
-from tests.conftest import FAST_RETRY, mutating
 
-RG = "rg-demo"
 STORAGE_EASTUS = ["20.38.98.0/24", "20.47.1.0/24", "20.60.0.0/16", "52.239.152.0/22", "52.240.48.0/20"]
-NO_NETWORK = "ExtensionSnapshotFailedNoNetwork"
 
 
 # --- helpers -------------------------------------------------------------------------------------
-def params(vm: str, **kw: Any) -> EgressParams:
-    return EgressParams(target=Target(subscription=DEMO_SUBSCRIPTION, resource_group=RG, name=vm), **kw)
-
-
 def new_azure(server: Server, *, read_only: bool = False) -> Azure:
     return Azure(AzureConfig(subscription=DEMO_SUBSCRIPTION, arm_endpoint=server.endpoint,
                              ca_bundle=server.ca_bundle, retry=FAST_RETRY, read_only=read_only))
-
-
-def sim_vm(server: Server, name: str) -> Any:
-    return server.sim.compute.vms[(DEMO_SUBSCRIPTION, RG, name)]
-
-
-def nsg_id(name: str) -> str:
-    return f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/{name}"
-
-
-def sim_nsg(server: Server, name: str) -> Any:
-    return server.sim.network.nsgs[nsg_id(name).lower()]
 
 
 def nic(server: Server, vm: str) -> Any:
     return server.sim.network.nics[
         f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Network/networkInterfaces/"
         f"{vm}-nic".lower()]
-
-
-def raw_rule(name: str, priority: int, dest: str, ports: str | list[str] = "443", access: str = "Deny",
-             source: str = "*") -> dict[str, Any]:
-    many = isinstance(ports, list)
-    return {"name": name, "etag": f'W/"{uuid.uuid4()}"', "properties": {
-        "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": "" if many else ports,
-        "sourceAddressPrefix": source, "destinationAddressPrefix": dest, "access": access, "priority": priority,
-        "direction": "Outbound", "sourceAddressPrefixes": [], "destinationAddressPrefixes": [],
-        "sourcePortRanges": [], "destinationPortRanges": ports if many else [], "provisioningState": "Succeeded"}}
-
-
-def put_rule(server: Server, nsg: str, rule: dict[str, Any]) -> None:
-    """Change armsim state directly, as another writer behind the action's back would."""
-    with server.sim.lock:
-        sim_nsg(server, nsg).rules[rule["name"].lower()] = rule
-
-
-def rules(server: Server, nsg: str) -> dict[str, tuple[int, str]]:
-    """name -> (priority, access) of the NSG's custom rules, checking none is half-applied."""
-    n = sim_nsg(server, nsg)
-    assert n.writer is None, f"{nsg} still held by {n.writer}"
-    out = {}
-    for r in n.rules.values():
-        p = r["properties"]
-        assert p.get("provisioningState", "Succeeded") == "Succeeded", r
-        out[r["name"]] = (p["priority"], p["access"])
-    outbound = [p for p, _ in out.values()]
-    assert len(outbound) == len(set(outbound)), f"duplicate priorities in {nsg}: {out}"
-    return out
 
 
 def put_count(server: Server) -> int:

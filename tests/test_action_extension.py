@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import mutating
+from conftest import DEMO_VMS, TRANSIENT_FAULTS, mutating
 
 from armsim import DEMO_SUBSCRIPTION
 from remediations.actions.backup import TriggerBackup
@@ -14,8 +14,6 @@ from remediations.azure import Azure, AzureConfig
 from remediations.reads import BACKUP_PUBLISHER, ExtensionView, VmView
 from remediations.target import Target
 
-DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",
-            "vm-sql-vss", "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled"]
 ACTION = RemoveBackupExtension()
 
 
@@ -141,11 +139,7 @@ def test_read_only_preview_of_every_demo_vm(armsim: Any) -> None:
 
 
 @pytest.mark.parametrize("fault", [
-    {"kind": "throttle", "retry_after": 1},
-    {"kind": "server_error"},
-    {"kind": "unavailable", "retry_after": 1},
-    {"kind": "reset"},
-    {"kind": "conflict"},
+    *TRANSIENT_FAULTS,
     {"kind": "status", "status": 409, "code": "OperationNotAllowed",
      "message": "Operation 'deleteExtension' is not allowed on VM 'vm-ext-failed' since another operation "
                 "('powerOff') is in progress."},
@@ -180,8 +174,15 @@ def test_412_precondition_is_a_clean_failure(armsim: Any, azure: Azure) -> None:
     assert ext_state(armsim, "vm-ext-failed") == "Failed"
 
 
-def test_catalog_builds_all_three() -> None:
-    from remediations.actions import get_action
+def test_registry_builds_a_fresh_instance_of_every_action() -> None:
+    from remediations.action import Action
+    from remediations.actions import ACTION_NAMES, get_action
 
+    for name in ACTION_NAMES:
+        first, second = get_action(name), get_action(name)
+        assert isinstance(first, Action) and first.name == name, name
+        assert first is not second and type(first) is type(second), name  # fresh: no state shared between runs
     assert [type(get_action(n)).__name__ for n in ("remove-backup-extension", "power-off", "trigger-backup")] == \
         ["RemoveBackupExtension", "PowerOff", "TriggerBackup"]
+    with pytest.raises(KeyError, match="unknown action 'no-such-action'; known: remove-backup-extension"):
+        get_action("no-such-action")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from typing import Any
 
 import pytest
+from conftest import DEMO_VMS, FAST_RETRY, TRANSIENT_FAULTS, mutating
 from pydantic import ValidationError
+from support.demo import sim_vm, target
+from support.guest import params
 
 from armsim import DEMO_SUBSCRIPTION
 from remediations.actions import get_action
 from remediations.actions.guest import (
-    MIN_LINUX_AGENT,
     EnableIaasVmProvider,
     RestartGuestAgent,
     SetVssCopyBackup,
@@ -29,29 +32,10 @@ from remediations.azure import Azure, AzureConfig
 from remediations.backupjobs import parse_time
 from remediations.errors import ArmCallError
 from remediations.reads import vm_view
-from remediations.target import Target
-from tests.conftest import FAST_RETRY, mutating
+from remediations.verdicts import MIN_LINUX_AGENT
 
-RG = "rg-demo"
-DEMO_VMS = ("vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",
-            "vm-sql-vss", "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled")
 ACTIONS = (SetVssCopyBackup, RestartGuestAgent, UpgradeLinuxAgent, EnableIaasVmProvider)
-FAST_WAIT = {"wait_ready_seconds": 5.0, "poll_seconds": 0.01}
 VSS = (r"hklm\software\microsoft\bcdragent", "usevsscopybackup")
-
-
-def target(name: str) -> Target:
-    return Target(subscription=DEMO_SUBSCRIPTION, resource_group=RG, name=name)
-
-
-def params(cls: type, name: str, **kw: Any) -> Any:
-    if cls in (RestartGuestAgent, UpgradeLinuxAgent):
-        kw = {**FAST_WAIT, **kw}
-    return cls.Params(target=target(name), **kw)
-
-
-def sim_vm(armsim: Any, name: str) -> Any:
-    return armsim.sim.compute.vms[(DEMO_SUBSCRIPTION, RG, name)]
 
 
 def run_commands(armsim: Any) -> list[dict[str, Any]]:
@@ -270,34 +254,29 @@ def test_read_only_preview_everywhere(armsim: Any) -> None:
 
 
 # --- faults on the Run Command POST -----------------------------------------------------------------
-class BoundedReads(Azure):
-    """The same real clients with a 5 s read timeout: armsim's `reset` can leave a keep-alive TLS
-    connection open without an answer (see the report), which a real client sees as a timeout."""
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {**super()._kwargs(), "read_timeout": 5}
-
-
-TRANSIENT = [
-    {"kind": "throttle", "retry_after": 1},
-    {"kind": "server_error"},
-    {"kind": "unavailable", "retry_after": 1},
-    {"kind": "reset"},
-    {"kind": "conflict"},
-]
+def bounded_reads(azure: Azure) -> Azure:
+    """The same real clients with a 5 s read timeout (AzureConfig.read_timeout): a `reset` fault aborts the TCP
+    connection, and should the client's side of a kept-alive TLS connection not see the reset, it waits for an
+    answer that never comes; the bound turns that into the timeout a real client would see, which is retried."""
+    return Azure(dataclasses.replace(azure.config, read_timeout=5))
 
 
 @pytest.mark.parametrize("skip", [0, 1], ids=["on-read", "on-write"])
-@pytest.mark.parametrize("fault", TRANSIENT, ids=lambda f: f["kind"])
+@pytest.mark.parametrize("fault", TRANSIENT_FAULTS, ids=lambda f: f["kind"])
 def test_transient_run_command_faults_are_retried(armsim: Any, azure: Azure, fault: dict[str, Any],
                                                  skip: int) -> None:
     if fault["kind"] == "reset":
-        azure = BoundedReads(azure.config)
+        azure = bounded_reads(azure)
     armsim.sim.faults.add(method="POST", operation="VirtualMachines_RunCommand", count=1, skip=skip, **fault)
     out = SetVssCopyBackup().apply(azure, params(SetVssCopyBackup, "vm-sql-vss"))
     assert out.status == "changed", out
     assert sim_vm(armsim, "vm-sql-vss").guest.registry_value(*VSS) == ("REG_SZ", "TRUE")
-    assert any(e["status"] in (0, 409, 429, 500, 503) for e in run_commands(armsim))
+    statuses = [e["status"] for e in run_commands(armsim)]
+    # The faulted POST (the probe, or the write) answered with the fault, and was sent again: on the read, the
+    # probe once more; on the write, a re-read (the probe) and the write. Then the verifying probe.
+    assert statuses[skip] in (0, 409, 429, 500, 503), statuses
+    assert len(statuses) == (4 if skip == 0 else 5), statuses
+    assert all(s == 202 for i, s in enumerate(statuses) if i != skip), statuses
 
 
 @pytest.mark.parametrize(("fault", "code"), [({"kind": "lro_failed"}, "InternalOperationError"),
@@ -364,11 +343,12 @@ def test_bad_params_rejected_before_any_request(armsim: Any, cls: type, bad: dic
 
 # --- pure plans ---------------------------------------------------------------------------------------
 def view(os_type: str = "Linux", *, agent: str | None = "Ready", power: str = "running",
-         ext_state: str = "Succeeded") -> Any:
+         ext_state: str = "Succeeded", reported: str | None = None) -> Any:
     ext_type = "VMSnapshotLinux" if os_type == "Linux" else "VMSnapshot"
     iv: dict[str, Any] = {"statuses": [{"code": f"PowerState/{power}"}]}
     if agent:
-        iv["vmAgent"] = {"vmAgentVersion": "2.9.1.1", "statuses": [{"displayStatus": agent}], "extensionHandlers": [
+        status = {"displayStatus": agent, **({"time": reported} if reported else {})}
+        iv["vmAgent"] = {"vmAgentVersion": "2.9.1.1", "statuses": [status], "extensionHandlers": [
             {"type": f"Microsoft.Azure.RecoveryServices.{ext_type}",
              "status": {"displayStatus": "Ready" if ext_state == "Succeeded" else "Not Ready"}}]}
     return vm_view({"id": target("vm-x").id, "name": "vm-x", "properties": {
@@ -418,10 +398,17 @@ def test_provider_plan_pure() -> None:
 
 def test_restart_plan_pure() -> None:
     p = RestartGuestAgent.params(target=target("vm-x"), force=True)
-    assert RestartGuestAgent().plan(AgentFacts(view(), restarted=True), p).empty  # force acts once per apply
+    [c] = RestartGuestAgent().plan(AgentFacts(view(reported="2026-01-02T03:04:06Z")), p).changes  # forced
+    assert c.reason.startswith("forced:")
+    # a forced restart is done once the agent reports Ready after the time the restart was due
+    done = p.model_copy(update={"restarted_after": parse_time("2026-01-02T03:04:05Z")})
+    plan = RestartGuestAgent().plan(AgentFacts(view(reported="2026-01-02T03:04:06Z")), done)
+    assert plan.empty and plan.reason.endswith("after the restart")
+    assert RestartGuestAgent().plan(AgentFacts(view(reported="2026-01-02T03:04:04Z")), done).changes  # not yet
+    assert RestartGuestAgent().plan(AgentFacts(view()), done).changes  # no report time: not proven
     assert RestartGuestAgent().plan(AgentFacts(view(power="deallocated")), p).reason == \
         "vm-x is deallocated; start it first"
-    [c] = RestartGuestAgent().plan(AgentFacts(view(agent="Not Ready"), {"availabilityState": "Available"}), p).changes
+    [c] = RestartGuestAgent().plan(AgentFacts(view(agent="Not Ready")), p).changes
     assert c.disruptive
     [c] = RestartGuestAgent().plan(AgentFacts(view(agent=None)), p).changes  # no agent status at all
     assert c.disruptive

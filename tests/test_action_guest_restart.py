@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from support.demo import RG, sim_vm
+from support.guest import params
 
 from remediations.actions.guest import RestartGuestAgent, UpgradeLinuxAgent
 from remediations.azure import Azure
 from remediations.backupjobs import parse_time
 from remediations.errors import arm_error
 from remediations.scripts import SCRIPTS, output_text, parse_result
-from tests.test_action_guest import RG, params, sim_vm
 
 # armsim lands a detached restart 15 simulated seconds after the Run Command, or at the first instance-view read
 # (`agent_restart_polls`), whichever comes first; the tests that need it late turn the reads' hurry off.

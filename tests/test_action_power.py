@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import mutating
+from conftest import DEMO_VMS, TRANSIENT_FAULTS, mutating
 
 from armsim import DEMO_SUBSCRIPTION
 from remediations.actions.backup import TriggerBackup
@@ -14,8 +14,6 @@ from remediations.azure import Azure, AzureConfig
 from remediations.reads import VmView
 from remediations.target import Target
 
-DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",
-            "vm-sql-vss", "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled"]
 ACTION = PowerOff()
 # Resource Health's status for a VM its guest shut down: the VirtualMachineStoppedInternally annotation's
 # description (resource-health-vm-annotation.md), and for a stop through the platform.
@@ -133,11 +131,7 @@ def test_read_only_preview_of_every_demo_vm(armsim: Any) -> None:
 
 
 @pytest.mark.parametrize("fault", [
-    {"kind": "throttle", "retry_after": 1},
-    {"kind": "server_error"},
-    {"kind": "unavailable", "retry_after": 1},
-    {"kind": "reset"},
-    {"kind": "conflict"},
+    *TRANSIENT_FAULTS,
     {"kind": "status", "status": 409, "code": "OperationNotAllowed",
      "message": "Operation 'powerOff' is not allowed on VM 'vm-healthy' since another operation "
                 "('start') is in progress."},

@@ -3,8 +3,10 @@
 Offline (always): the entry scripts are run as in Automation (plus the managed-identity credential and
 every action module) and the files they import are mapped to their distributions; the project's
 dependency closure for the target (importlib.metadata, Python 3.10 Linux markers) must cover them, and
-a manifest built from wheels of that closure must lack nothing. With RUNBOOKS_BUNDLE_TEST=1 (needs
-PyPI): the real build runs, and its wheels are checked (tags, sha256, coverage) and installed offline.
+a manifest built from wheels of that closure must lack nothing. The project's own wheel is built as the
+bundle builds it: it carries no armsim (the simulator), and the bundled requirements name neither
+werkzeug nor trustme (the `sim` extra). With RUNBOOKS_BUNDLE_TEST=1 (needs PyPI): the real build runs,
+and its wheels are checked (tags, sha256, coverage) and installed offline.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from functools import cache
 from importlib import metadata
@@ -23,14 +26,17 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from test_automation_payloads import AA_DIR, ACCOUNT_ID, ROOT, VAULT_ID, child_env, vm_id
+from packaging.requirements import Requirement
+from support.automation import ACCOUNT_ID, VAULT_ID, vm_id
+from support.runs import AA_DIR, ROOT, child_env
 
 from armsim import Server
 
 _WRAPPER = """
-import atexit, json, os, runpy, sys
+import atexit, gc, json, os, runpy, sys
 out = sys.argv.pop(1)
 def dump():
+    gc.freeze()  # what was imported is known: spare the interpreter's last collection (no import comes after)
     files = sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {""})
     with open(out, "w") as f:
         json.dump(files, f)
@@ -72,9 +78,12 @@ def owners() -> dict[str, str]:
     return out
 
 
+SIMULATOR = {"werkzeug", "trustme"}  # the `sim` extra: armsim's dependencies, never the bundle's
+
+
 @pytest.fixture(scope="module")
-def imported(armsim_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
-    """The distributions the entry scripts import when run as in Automation (dry runs against armsim)."""
+def imported_files(armsim_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
+    """The files (resolved) the entry scripts import when run as in Automation (dry runs against armsim)."""
     tmp = tmp_path_factory.mktemp("imports")
     runs = [("fix_backup_failure.py", vm_id("vm-nsg-blocked")), ("preview_change_window.py", VAULT_ID),
             ("fan_out.py", json.dumps([vm_id("vm-healthy")]), f"automation_account={ACCOUNT_ID}",
@@ -92,8 +101,14 @@ def imported(armsim_server: Server, tmp_path_factory: pytest.TempPathFactory) ->
     subprocess.run([sys.executable, "-c", _STARTUP, str(base)], cwd=tmp, env=child_env(armsim_server), check=True,
                    timeout=60)
     files -= {str(Path(f).resolve()) for f in json.loads(base.read_text())}
+    yield files
+
+
+@pytest.fixture(scope="module")
+def imported(imported_files: set[str]) -> set[str]:
+    """The distributions the entry scripts import when run as in Automation."""
     own = owners()
-    yield {own[f] for f in files if f in own}
+    return {own[f] for f in imported_files if f in own}
 
 
 @cache
@@ -160,6 +175,46 @@ def test_the_download_asks_pip_for_cp310_manylinux_wheels_only(tmp_path: Path) -
                  "--python-version 3.10", "--implementation cp", "--abi cp310", "--abi abi3", "--abi none"):
         assert flag in joined
     assert cmd[-len(project()[2]):] == project()[2]
+
+
+# --- without the simulator (offline: the project's own wheel only) -----------------------------
+@pytest.fixture(scope="module")
+def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built as build_bundle.py builds it (from a copy of the sources)."""
+    before = sorted(p.name for p in ROOT.iterdir())
+    wheel = bundle().project_wheel(tmp_path_factory.mktemp("project-wheel"))
+    assert sorted(p.name for p in ROOT.iterdir()) == before, "the build left artefacts in the source tree"
+    return wheel
+
+
+def test_the_project_wheel_ships_no_simulator_and_no_armsim_script(project_wheel: Path) -> None:
+    with zipfile.ZipFile(project_wheel) as z:
+        names = z.namelist()
+        info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        metadata_text = z.read(f"{info}/METADATA").decode()
+        scripts = z.read(f"{info}/entry_points.txt").decode()
+    assert "runbooks/cli.py" in names and "remediations/scripts/linux-agent-status.sh" in names
+    assert [n for n in names if n.split("/")[0] == "armsim"] == []
+    assert "runbooks.cli:main" in scripts and "armsim" not in scripts
+    runtime = [ln for ln in metadata_text.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln]
+    assert runtime and not [ln for ln in runtime if any(s in ln.lower() for s in SIMULATOR)], runtime
+
+
+def test_the_bundled_requirements_name_neither_werkzeug_nor_trustme() -> None:
+    b = bundle()
+    name, _, reqs = project()
+    assert {b.canonical(Requirement(r).name) for r in reqs} & SIMULATOR == set()
+    assert target_closure() & SIMULATOR == set(), "the dependency closure pulls in the simulator's server"
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["optional-dependencies"]
+    assert {b.canonical(Requirement(r).name) for r in extras["sim"]} == SIMULATOR
+    assert f"{name}[sim]" in extras["dev"], "pip install -e '.[dev]' must bring the simulator for the tests"
+
+
+def test_the_entry_scripts_import_neither_armsim_nor_its_server(imported_files: set[str]) -> None:
+    sim = ROOT.resolve() / "armsim"
+    leaked = [f for f in imported_files if Path(f).is_relative_to(sim) or SIMULATOR & set(Path(f).parts)]
+    assert leaked == []
 
 
 # --- the real build (network) -----------------------------------------------------------------

@@ -9,42 +9,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import mutating
-from test_automation_payloads import (
-    ALL_VMS,
-    BROKEN,
-    SAMPLE_JOB,
-    VAULT_ID,
-    Run,
-    child_env,
-    failed_job,
-    run_entry,
-    sample,
-    vm_id,
-)
+from conftest import BROKEN, DEMO_VMS, mutating
+from support.automation import FIX, PREVIEW, SAMPLE_JOB, VAULT_ID, clean, failed_job, proved, sample, vm_id
+from support.demo import sim_vm
+from support.runs import child_env, run_entry
 
-from armsim import DEMO_SUBSCRIPTION, Server
-
-FIX = "fix_backup_failure.py"
-PREVIEW = "preview_change_window.py"
-
-
-def sim_vm(server: Server, name: str) -> object:
-    return server.sim.compute.vms[(DEMO_SUBSCRIPTION, "rg-demo", name)]
-
-
-def proved(server: Server, vm: str, since: datetime) -> list[object]:
-    """The succeeded on-demand backup jobs of `vm` that started after `since`."""
-    vault = server.sim.backup.vaults[VAULT_ID.lower()]
-    return [j for j in vault.jobs if j.item.vm.name == vm and j.user_triggered and j.status == "Completed"
-            and j.started >= since]
-
-
-def clean(run: Run) -> None:
-    """Automation has no stderr stream for Python: nothing may go there; the summary line is well-formed."""
-    assert run.stderr == "", run.stderr
-    assert {"status", "script", "mode", "vms", "exit_code"} <= set(run.summary)
-    assert run.summary["exit_code"] == run.code
+from armsim import Server
 
 
 # --- fix from an alert: apply ----------------------------------------------------------------
@@ -112,7 +82,7 @@ def test_a_bare_vm_id_is_fixed_from_its_latest_failed_job(armsim: Server) -> Non
 # --- fix from an alert: dry run --------------------------------------------------------------
 def test_alerts_in_dry_run_mode_plan_every_demo_vm_and_change_nothing(armsim: Server, tmp_path: Path) -> None:
     payloads = {vm: sample("backup-failure-alert.json", vm, failed_job(armsim, vm) if vm in BROKEN else SAMPLE_JOB)
-                for vm in ALL_VMS}
+                for vm in DEMO_VMS}
     with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
         runs = dict(zip(payloads, pool.map(lambda p: run_entry(armsim, FIX, p, cwd=tmp_path), payloads.values()), strict=True))
     assert mutating(armsim) == []

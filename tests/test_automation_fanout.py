@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from test_automation_payloads import ACCOUNT_ID, BROKEN, VAULT_ID, run_entry, sample, vm_id
+from conftest import BROKEN
+from support.automation import ACCOUNT_ID, VAULT_ID, sample, vm_id
+from support.runs import run_entry
 
 from armsim import Server
 from remediations.target import parse_target

@@ -1,88 +1,30 @@
-"""Automation entry scripts, in-process: settings, env fallbacks, accepted payloads; and the helpers the
-subprocess tests share (run an entry script exactly as Automation would, against armsim)."""
+"""Automation entry scripts, in-process: settings, env fallbacks, accepted payloads (the helpers the
+subprocess tests share are in tests/support: runs.py and automation.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.automation import (
+    ACCOUNT_ID,
+    RG,
+    SAMPLE_JOB,
+    SAMPLE_VM,
+    SAMPLES,
+    VAULT_ID,
+    failed_job,
+    sample,
+    vm_id,
+)
+from support.runs import run_entry
 
-from armsim import DEMO_SUBSCRIPTION, Server
+from armsim import Server
 from remediations.errors import BadInput
 from runbooks import automation as aa
-from runbooks import relay
-
-ROOT = Path(__file__).resolve().parent.parent
-AA_DIR = ROOT / "azure-automation"
-SAMPLES = AA_DIR / "samples"
-RG = "rg-demo"
-SAMPLE_VM = "vm-nsg-blocked"
-SAMPLE_JOB = "11111111-2222-3333-4444-555555555555"
-VAULT_ID = f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.RecoveryServices/vaults/rsv-demo"
-ACCOUNT_ID = (f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Automation/"
-              "automationAccounts/aa-backup-runbooks")
-BROKEN = ["vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old", "vm-sql-vss",
-          "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled"]
-ALL_VMS = ["vm-healthy", *BROKEN]
-
-
-# --- helpers shared by the test_automation_* files --------------------------------------------
-def vm_id(name: str) -> str:
-    return f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}"
-
-
-def failed_job(server: Server, vm: str) -> str:
-    """The id of the VM's latest failed backup job in armsim."""
-    vault = server.sim.backup.vaults[VAULT_ID.lower()]
-    return next(j.id for j in reversed(vault.jobs) if j.item.vm.name == vm and j.status == "Failed")
-
-
-def sample(name: str, vm: str = SAMPLE_VM, job: str = SAMPLE_JOB) -> str:
-    """A sample payload's text, templated for one VM and job."""
-    return (SAMPLES / name).read_text(encoding="utf-8").replace(SAMPLE_VM, vm).replace(SAMPLE_JOB, job)
-
-
-@dataclass
-class Run:
-    """What an entry script did: exit code, stdout lines, the JSON summary (last line), stderr."""
-
-    code: int
-    lines: list[str]
-    summary: dict[str, Any]
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-def child_env(server: Server, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOKS_", "AZURE_", "IDENTITY_", "MSI_"))}
-    env.update({"PYTHONPATH": str(ROOT), "RUNBOOKS_ARM_ENDPOINT": server.endpoint,
-                "RUNBOOKS_CA_BUNDLE": server.ca_bundle, "AZURE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION,
-                "PYTHONDONTWRITEBYTECODE": "1"})
-    env.update(extra)
-    return env
-
-
-def run_entry(server: Server, script: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-              timeout: float = 120) -> Run:
-    """`python3 azure-automation/<script> <args>` in a subprocess, from another directory, as Automation runs it."""
-    proc = subprocess.run([sys.executable, str(AA_DIR / script), *args], cwd=str(cwd or Path("/")),
-                          env=env or child_env(server), capture_output=True, text=True, timeout=timeout)
-    lines = proc.stdout.rstrip("\n").splitlines()
-    try:
-        summary = json.loads(lines[-1]) if lines else {}
-    except ValueError:
-        raise AssertionError(f"the last line is not a JSON summary:\n{proc.stdout}\n{proc.stderr}") from None
-    return Run(proc.returncode, lines, summary, proc.stderr)
+from runbooks.automation import relay
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -222,8 +164,8 @@ def test_unreadable_data_is_bad_input(text: str, why: str) -> None:
 
 # --- how a Python runbook may see the relay's job parameters (README "Parameters of a Python job") ----
 def _relay_parameters(body: str) -> dict[str, str]:
-    """The parameters the relay sends (runbooks/relay.py states them)."""
-    from runbooks.relay import relay_request
+    """The parameters the relay sends (runbooks/automation/relay.py states them)."""
+    from runbooks.automation.relay import relay_request
 
     start = relay_request({"WebhookName": "relay", "RequestBody": body}, mode="apply")
     assert not isinstance(start, relay.Ignored)

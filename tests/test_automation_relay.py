@@ -1,7 +1,7 @@
 """The alert path, in the two halves a machine without PowerShell can drive (issue #8).
 
 First half: an alert posted to the relay's webhook on armsim starts a relay job whose WebhookData holds the
-alert. Second half: the job the relay would start (runbooks/relay.py states it; the .ps1 is checked to say
+alert. Second half: the job the relay would start (runbooks/automation/relay.py states it; the .ps1 is checked to say
 the same) is created through the jobs API, then run as Automation would run it (the entry script with the
 job's parameters as sys.argv), its output reported back through armsim's harness: the VM is fixed and
 its backup Completed. A redelivered alert starts no second fix; a bad, foreign or Resolved one starts none.
@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.automation import models
-from test_automation_entries import proved, sim_vm
-from test_automation_payloads import AA_DIR, ACCOUNT_ID, RG, failed_job, run_entry, sample
+from support.automation import ACCOUNT_ID, RG, failed_job, proved, sample
+from support.demo import sim_vm
+from support.runs import AA_DIR, run_entry
 
 from armsim import Server
 from remediations.azure import Azure
-from runbooks import relay
-from runbooks.relay import Ignored, RelayStart, relay_request
+from runbooks.automation import relay
+from runbooks.automation.relay import Ignored, RelayStart, relay_request
 
 PS1 = AA_DIR / "relay_backup_alert.ps1"
 ACCOUNT = "aa-backup-runbooks"

@@ -13,16 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
-from test_automation_payloads import (
-    AA_DIR,
-    ACCOUNT_ID,
-    ALL_VMS,
-    BROKEN,
-    VAULT_ID,
-    failed_job,
-    run_entry,
-    sample,
-)
+from conftest import BROKEN, DEMO_VMS
+from support.automation import ACCOUNT_ID, VAULT_ID, failed_job, sample
+from support.runs import AA_DIR, run_entry
 
 from armsim import Server
 from runbooks.automation import ENTRIES
@@ -92,7 +85,7 @@ def test_role_grants_exactly_the_actions_the_runbooks_use(armsim: Server) -> Non
     applied = {c.split(":", 1)[0] for r in runs for v in r.summary["vms"] for c in v.get("changes") or []}
     assert applied == RUNBOOK_ACTIONS, f"not every remediation action ran: {RUNBOOK_ACTIONS ^ applied}"
     assert "power-off" not in RUNBOOK_ACTIONS
-    assert {v["vm"] for r in runs for v in r.summary["vms"]} >= set(ALL_VMS)
+    assert {v["vm"] for r in runs for v in r.summary["vms"]} >= set(DEMO_VMS)
 
     log = armsim.sim.requests()
     unmapped = sorted({f"{e['method']} {e['path']}" for e in log if rbac_action(e["method"], e["path"]) is None})

@@ -14,11 +14,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from test_automation_entries import proved
-from test_automation_payloads import ACCOUNT_ID, BROKEN, VAULT_ID, failed_job, run_entry, sample, vm_id
+from conftest import BROKEN
+from support.automation import ACCOUNT_ID, VAULT_ID, failed_job, proved, sample, vm_id
+from support.runs import run_entry
 
 from armsim import Server
-from runbooks import sweep
+from runbooks.automation import sweep
 
 SWEEP = "sweep_backup_failures.py"
 ARGS = (f"vaults={VAULT_ID}", f"automation_account={ACCOUNT_ID}", "poll_seconds=0.05", "mode=apply",
@@ -30,16 +31,26 @@ def worker(armsim: Server) -> Iterator[list[Any]]:
     """A thread that runs every fix_backup_failure job armsim receives, up to 8 at once; yields their runs."""
     runs: list[Any] = []
     stop = threading.Event()
+    auto = armsim.sim.automation
+    armsim.sim.settings.extra["automation_job_polls"] = 10**6  # a job nobody plays never ends on its own
+
+    def take() -> list[Any]:
+        """The fix jobs nobody plays yet: New ones, and those the sweep's first read already made Running."""
+        with armsim.sim.lock:
+            running = [j for j in auto.jobs("fix_backup_failure") if j.status == "Running" and not j.claimed]
+            for job in running:
+                job.claimed = True
+            return running + auto.claim("fix_backup_failure")
 
     def run(job: Any) -> None:
         r = run_entry(armsim, "fix_backup_failure.py", *job.parameters.values())
-        armsim.sim.automation.report(job.name, "Completed" if r.code == 0 else "Failed", output=r.lines)
-        runs.append(r)
+        runs.append(r)  # before the job ends: the sweep may return (and the test read `runs`) at once after
+        auto.report(job.name, "Completed" if r.code == 0 else "Failed", output=r.lines)
 
     def loop() -> None:
         with ThreadPoolExecutor(max_workers=8) as pool:
             while not stop.is_set():
-                for job in armsim.sim.automation.claim("fix_backup_failure"):
+                for job in take():
                     pool.submit(run, job)
                 stop.wait(0.05)
 

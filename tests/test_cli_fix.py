@@ -10,28 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import mutating
+from conftest import DEMO_VMS, mutating
+from support.runs import ROOT, cli, runbooks
 
 from armsim import DEMO_SUBSCRIPTION, Server
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_VMS = ["vm-healthy", "vm-nsg-blocked", "vm-subnet-blocked", "vm-win-agent-hung", "vm-linux-agent-old",
-            "vm-sql-vss", "vm-rdp-shutdown", "vm-ext-failed", "vm-win-provider-disabled"]
 CAUSES = {
     "vm-nsg-blocked": ["C1"], "vm-subnet-blocked": ["C1"], "vm-win-agent-hung": ["C2"],
     "vm-linux-agent-old": ["C3"], "vm-sql-vss": ["C4.sql"], "vm-rdp-shutdown": ["C4.shutdown"],
     "vm-ext-failed": ["C5.extension"], "vm-win-provider-disabled": ["C5.provider"],
 }
-
-
-def cli(server: Server, *args: str, tmp: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI against armsim with the environment a user would set."""
-    env = {**os.environ, "RUNBOOKS_ARM_ENDPOINT": server.endpoint, "RUNBOOKS_CA_BUNDLE": server.ca_bundle,
-           "AZURE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION, "PYTHONPATH": str(ROOT)}
-    if tmp is not None:
-        env["XDG_STATE_HOME"] = str(tmp)
-    return subprocess.run([sys.executable, "-m", "runbooks", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120, input=stdin)
 
 
 def backup_status(server: Server, vm: str) -> str:
@@ -164,10 +152,10 @@ def test_diagnose_prints_verdicts_only_and_is_read_only(armsim: Server) -> None:
 
 def test_list_and_explain() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "runbooks", "list"], capture_output=True, text=True, cwd=ROOT,
+    out = subprocess.run(runbooks("list"), capture_output=True, text=True, cwd=ROOT,
                          env=env, timeout=60).stdout
     assert "E2  Snapshot operation failed" in out and "allow-backup-egress" in out
-    out = subprocess.run([sys.executable, "-m", "runbooks", "explain", "ExtensionSnapshotFailedNoNetwork"],
+    out = subprocess.run(runbooks("explain", "ExtensionSnapshotFailedNoNetwork"),
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60).stdout
     assert out.index("C1:") < out.index("C4.shutdown:") < out.index("C5.extension:")
 
@@ -258,3 +246,56 @@ def test_audit_records_a_write_whose_wait_then_failed(armsim: Server, tmp_path: 
     assert entry["action"] == "trigger-backup" and entry["outcome"] == "failed"
     assert entry["error"] == "ExtensionSnapshotFailedNoNetwork"
     assert entry["correlation_id"]
+
+
+# A fresh install without the sim extra: the named modules fail to import as if not installed.
+_WITHOUT = """
+import runpy, sys
+for name in sys.argv.pop(1).split(","):
+    sys.modules[name] = None
+if sys.argv[1] == "armsim-script":
+    from runbooks.simulator import armsim_main
+    sys.exit(armsim_main(sys.argv[2:]))
+sys.argv[0] = "runbooks"
+runpy.run_module("runbooks", run_name="__main__", alter_sys=True)
+"""
+
+
+def without(missing: str, *args: str, server: Server | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI (or the armsim script) with the `missing` modules (comma-separated) impossible to import."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if server is not None:
+        env.update(RUNBOOKS_ARM_ENDPOINT=server.endpoint, RUNBOOKS_CA_BUNDLE=server.ca_bundle,
+                   AZURE_SUBSCRIPTION_ID=DEMO_SUBSCRIPTION)
+    return subprocess.run([sys.executable, "-c", _WITHOUT, missing, *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("missing, args", [
+    ("werkzeug", ["demo"]),
+    ("trustme", ["demo", "-o", "json"]),
+    ("werkzeug,trustme", ["fix", "vm-nsg-blocked", "--simulator", "--dry-run"]),
+    ("armsim,werkzeug,trustme", ["diagnose", "vm-healthy", "--simulator"]),
+])
+def test_the_simulator_without_the_sim_extra_is_one_error_line_and_exit_2(missing: str, args: list[str]) -> None:
+    r = without(missing, *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: the simulator needs the sim extra"), lines
+    assert "pip install 'azure-backup-runbooks[sim]'" in lines[0]
+
+
+def test_the_armsim_script_without_the_sim_extra_says_which_extra() -> None:
+    r = without("werkzeug", "armsim-script", "--help")
+    assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+    assert r.stderr.startswith("error: armsim needs the sim extra (werkzeug") and r.stderr.count("\n") == 1
+    r = without("", "armsim-script", "--help")
+    assert r.returncode == 0 and "--scenario" in r.stdout, r.stdout + r.stderr
+
+
+def test_without_armsim_werkzeug_or_trustme_the_cli_still_works_against_arm(armsim: Server) -> None:
+    r = without("armsim,werkzeug,trustme", "diagnose", "vm-rdp-shutdown", "-g", "rg-demo", "-o", "json",
+                server=armsim)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["vms"][0]["status"] == "planned"
+    assert without("armsim,werkzeug,trustme", "list").returncode == 0

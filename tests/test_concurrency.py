@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from test_cli_fix import ROOT, cli
+from support.runs import ROOT, cli, runbooks
 
 from armsim import DEMO_SUBSCRIPTION, Server
 
@@ -28,7 +27,7 @@ def _env(server: Server, tmp: Path) -> dict[str, str]:
 
 def two_fixes(server: Server, tmp: Path, gap: float = 0.3) -> list[subprocess.CompletedProcess[str]]:
     """Two `fix VM --yes -o json` processes against one armsim, the second started `gap` s after the first."""
-    args = [sys.executable, "-m", "runbooks", "fix", VM, "-g", "rg-demo", "--yes", "-o", "json"]
+    args = runbooks("fix", VM, "-g", "rg-demo", "--yes", "-o", "json")
     procs = []
     for i in range(2):
         (tmp / str(i)).mkdir()
@@ -117,7 +116,7 @@ def test_a_later_run_follows_the_backup_another_run_started(armsim: Server, tmp_
     slow_jobs(armsim, 6.0)
     armsim.sim.faults.add(kind="latency", operation="JobDetails_Get", seconds=1.0, count=1)  # first poll of run 1
     before = len(jobs_of(armsim))
-    first = subprocess.Popen([sys.executable, "-m", "runbooks", "fix", VM, "-g", "rg-demo", "--yes"],
+    first = subprocess.Popen(runbooks("fix", VM, "-g", "rg-demo", "--yes"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                              env=_env(armsim, tmp_path))
     deadline = time.monotonic() + 60
@@ -192,7 +191,7 @@ def test_the_sweep_and_the_alert_path_skip_a_refused_job() -> None:
 
     from remediations.backupjobs import JobView, latest_failure
     from remediations.target import parse_target
-    from runbooks import sweep
+    from runbooks.automation import sweep
 
     t = parse_target(f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/rg-demo/providers/Microsoft.Compute/"
                      "virtualMachines/vm-a")
@@ -213,8 +212,8 @@ def test_the_sweep_and_the_alert_path_skip_a_refused_job() -> None:
 
 
 def test_an_alert_about_a_refused_job_fixes_the_vms_real_failure(armsim: Server) -> None:
-    from test_automation_entries import FIX, clean
-    from test_automation_payloads import run_entry, sample
+    from support.automation import FIX, clean, sample
+    from support.runs import run_entry
 
     _, refused = seed_refusal(armsim, VM)
     armsim.sim.clear_requests()

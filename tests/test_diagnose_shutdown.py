@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import mutating
-from test_cli_fix import cli
+from support.runs import cli
 
 from armsim import DEMO_SUBSCRIPTION, Server
 from remediations.azure import Azure

@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from conftest import mutating
+from support.demo import RG, sim_vm
+from support.egress import NO_NETWORK, params, put_rule, raw_rule, rules, sim_nsg
+from support.runs import cli
 
 from armsim import DEMO_SUBSCRIPTION, Server
 from remediations.actions.egress import AllowBackupEgress
 from remediations.azure import Azure
 from remediations.netlimits import MAX_NSG_PREFIXES, PrefixLimit, check_prefix_room, prefix_counts
 from remediations.netrules import NsgView, Rule
-from tests.conftest import mutating
-from tests.test_action_egress import NO_NETWORK, RG, params, put_rule, raw_rule, rules, sim_nsg, sim_vm
-from tests.test_cli_fix import cli
 
 STORAGE_EASTUS = ["20.38.98.0/24", "20.47.1.0/24", "20.60.0.0/16", "52.239.152.0/22", "52.240.48.0/20"]
 LIMIT_CODE = "SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 from conftest import FAST_RETRY, mutating
-from test_cli_fix import cli
+from support.runs import cli
 
 from armsim import DEMO_SUBSCRIPTION, Server
 from remediations.azure import Azure, AzureConfig, RetrySettings

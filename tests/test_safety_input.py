@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_automation_payloads import child_env, run_entry
-from test_cli_fix import cli
+from conftest import reset
+from support.runs import child_env, cli, run_entry
 
 from armsim import DEMO_SUBSCRIPTION, Server
 from remediations.azure import Azure, AzureConfig
@@ -63,11 +63,11 @@ def test_an_audit_file_that_cannot_be_written_is_refused_before_any_request(arms
 
 
 # --- tampered plan files ------------------------------------------------------------------------
-@pytest.fixture
-def saved(armsim: Server, tmp_path: Path) -> dict[str, Any]:
-    plan = tmp_path / "plan.json"
-    assert cli(armsim, "fix", "vm-sql-vss", "-g", "rg-demo", "--plan-out", str(plan)).returncode == 0
-    armsim.sim.clear_requests()
+@pytest.fixture(scope="module")
+def saved(armsim_server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A plan saved once per module (each test tampers a copy; `armsim` resets the simulator after this)."""
+    plan = tmp_path_factory.mktemp("saved") / "plan.json"
+    assert cli(reset(armsim_server), "fix", "vm-sql-vss", "-g", "rg-demo", "--plan-out", str(plan)).returncode == 0
     doc: dict[str, Any] = json.loads(plan.read_text())
     assert doc["format"] == "azure-backup-runbooks/plan" and doc["version"] == 2
     return doc

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import mutating
-from test_cli_fix import ROOT, cli
+from support.runs import ROOT, cli, runbooks
 
 from armsim import DEMO_SUBSCRIPTION, Server
 from armsim.compute import VM
@@ -93,11 +93,10 @@ def test_apply_of_a_plan_naming_subscription_b_acts_on_b(armsim: Server, tmp_pat
 
 def _cli_env(server: Server, env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
     import subprocess
-    import sys
 
     env = {**env, "RUNBOOKS_ARM_ENDPOINT": server.endpoint, "RUNBOOKS_CA_BUNDLE": server.ca_bundle,
            "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "runbooks", *args], capture_output=True, text=True, env=env,
+    return subprocess.run(runbooks(*args), capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=120)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pexpect
 import pytest
 from conftest import mutating
-from test_cli_fix import ROOT
+from support.runs import ROOT, cli, runbooks
 
 from armsim import DEMO_SUBSCRIPTION, Server
 
@@ -22,7 +21,8 @@ def spawn(server: Server, tmp: Path, *args: str) -> pexpect.spawn:
     env = {**os.environ, "RUNBOOKS_ARM_ENDPOINT": server.endpoint, "RUNBOOKS_CA_BUNDLE": server.ca_bundle,
            "AZURE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp),
            "NO_COLOR": "1"}
-    return pexpect.spawn(sys.executable, ["-m", "runbooks", *args], env=env, cwd=str(ROOT), encoding="utf-8",
+    command = runbooks(*args)
+    return pexpect.spawn(command[0], command[1:], env=env, cwd=str(ROOT), encoding="utf-8",
                          timeout=60, dimensions=(50, 200))
 
 
@@ -150,8 +150,6 @@ def _no_color() -> None:
 def test_apply_yes_refuses_when_the_state_changes_after_its_check(armsim: Server, tmp_path: Path) -> None:
     import subprocess
 
-    from test_cli_fix import cli
-
     plan = tmp_path / "plan.json"
     assert cli(armsim, "fix", "vm-nsg-blocked", "-g", "rg-demo", "--no-backup", "--plan-out", str(plan)).returncode == 0
     nsg_get = "*/networkSecurityGroups/nsg-blocked"
@@ -164,7 +162,7 @@ def test_apply_yes_refuses_when_the_state_changes_after_its_check(armsim: Server
     fault = armsim.sim.faults.add(kind="latency", method="GET", path=nsg_get, skip=checks, seconds=2.0, count=1)
     env = {**os.environ, "RUNBOOKS_ARM_ENDPOINT": armsim.endpoint, "RUNBOOKS_CA_BUNDLE": armsim.ca_bundle,
            "AZURE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "runbooks", "apply", str(plan), "--yes"], env=env, cwd=ROOT,
+    proc = subprocess.Popen(runbooks("apply", str(plan), "--yes"), env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: fault.hits > checks)
     edit_deny_rule(armsim, 150)

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.linux_guest import Guest
 
 from remediations import scripts
 from remediations.scripts import SCRIPTS, ScriptOutputError, lines, output_text, parse_result, script
-from tests.test_scripts_linux import Guest
 
 SCRIPTS_DIR = Path(scripts.__file__).parent
 FIXTURES = Path(__file__).parent / "fixtures" / "azure-rest-examples"

@@ -1,11 +1,13 @@
-"""The catalog of actions, by name; modules are imported only when an action is asked for."""
+"""The registry of actions, by name; built-in modules are imported only when an action is asked for."""
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
 
-__all__ = ["ACTION_NAMES", "get_action"]
+from ..action import Action
+
+__all__ = ["ACTION_NAMES", "action_class", "action_names", "get_action", "register", "unregister"]
 
 # name -> (module under remediations.actions, class)
 _WHERE: dict[str, tuple[str, str]] = {
@@ -18,13 +20,40 @@ _WHERE: dict[str, tuple[str, str]] = {
     "power-off": ("power", "PowerOff"),
     "trigger-backup": ("backup", "TriggerBackup"),
 }
-ACTION_NAMES: tuple[str, ...] = tuple(_WHERE)
+ACTION_NAMES: tuple[str, ...] = tuple(_WHERE)  # the built-in actions
+_ADDED: dict[str, type[Action[Any, Any]]] = {}  # registered at run time (a plug-in, a test's toy action)
 
 
-def get_action(name: str) -> Any:
-    """A fresh instance of the action called `name`; KeyError naming the known ones otherwise."""
+def register(cls: type[Action[Any, Any]]) -> type[Action[Any, Any]]:
+    """Add an action class under its `name` (usable as a decorator); ValueError when the name is taken."""
+    if cls.name in _WHERE or cls.name in _ADDED:
+        raise ValueError(f"an action called {cls.name!r} is registered already")
+    _ADDED[cls.name] = cls
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Remove an action added with `register`; KeyError for a built-in or unknown name."""
+    del _ADDED[name]
+
+
+def action_names() -> tuple[str, ...]:
+    """Every action's name: the built-ins, then those registered."""
+    return (*ACTION_NAMES, *_ADDED)
+
+
+def action_class(name: str) -> type[Action[Any, Any]]:
+    """The class of the action called `name`; KeyError naming the known ones otherwise."""
+    if name in _ADDED:
+        return _ADDED[name]
     try:
         module, cls = _WHERE[name]
     except KeyError:
-        raise KeyError(f"unknown action {name!r}; known: {', '.join(ACTION_NAMES)}") from None
-    return getattr(import_module(f"{__name__}.{module}"), cls)()
+        raise KeyError(f"unknown action {name!r}; known: {', '.join(action_names())}") from None
+    found: type[Action[Any, Any]] = getattr(import_module(f"{__name__}.{module}"), cls)
+    return found
+
+
+def get_action(name: str) -> Action[Any, Any]:
+    """A fresh instance of the action called `name`; KeyError naming the known ones otherwise."""
+    return action_class(name)()

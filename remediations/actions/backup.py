@@ -22,22 +22,23 @@ list at once can both trigger; Azure then fails the later job with UserErrorBack
 Outcome: with `wait`, a job that ends Failed raises BackupJobFailed (an ArmCallError), so the
 Outcome is `failed` with the job's error title (e.g. ExtensionSnapshotFailedNoNetwork) as
 error_code; a job that Completed makes the re-plan empty (latest succeeded), so `changed`.
-The job id is kept in `last_result` (Outcome.result) and in the evidence.
+The job id is in the evidence and in the result execute returns (Outcome.result), also when it failed.
+
+Over 300 lines on purpose: the plan (when a backup may start) and the follow-up (trigger operation, job,
+the refused-trigger race) are one protocol around one job history; split, each half would need the other's.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlparse
 
 from pydantic import Field
 
-from ..action import Action, ActionParams
-from ..azure import Azure, is_transient, poll_pause
+from ..action import Action, ActionParams, Executed, Progress, RunSettings, Unfinished
+from ..azure import Azure
 from ..backupjobs import (
     JobView,
     arm_container,
@@ -49,14 +50,15 @@ from ..backupjobs import (
     parse_time,
     when,
 )
-from ..errors import ArmCallError
-from ..facts import backup_item
-from ..model import Change, Outcome, Plan
+from ..backupreads import backup_item
+from ..errors import ArmCallError, OperationTimedOut
+from ..model import Change, Plan
+from ..polling import poll_until
 from ..reads import read_vm
+from ..target import Target
 
 __all__ = ["BackupFacts", "BackupJobFailed", "Progress", "TriggerBackup", "TriggerOperationFailed", "TriggerParams"]
 
-Progress = Callable[[str, dict[str, Any]], None]
 FABRIC = "Azure"
 TRIGGER_OPERATION_SECONDS = 300.0  # how long to wait for the trigger operation to name its job
 
@@ -90,6 +92,11 @@ class TriggerParams(ActionParams):
     exclude_jobs: tuple[str, ...] = Field((), description="with since: jobs seen before the fix began, which "
                                                           "can neither prove it nor be followed")
 
+    @classmethod
+    def for_run(cls, target: Target, settings: RunSettings, **values: Any) -> TriggerParams:
+        """A run's retention of the verification backup."""
+        return cls.model_validate({"target": target, "retention_days": settings.retention_days, **values})
+
 
 @dataclass(frozen=True)
 class BackupFacts:
@@ -122,15 +129,14 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
     summary = "take an on-demand backup of the VM and (optionally) follow its job"
     Params = TriggerParams
     disruptive: ClassVar[bool] = False
-
-    def __init__(self, progress: Progress | None = None) -> None:
-        self.progress: Progress | None = progress  # called with (status, info) on each job poll when waiting
-        self.last_result: dict[str, Any] = {}
-
-    def apply(self, azure: Azure, params: TriggerParams, **kwargs: Any) -> Outcome:  # type: ignore[override]
-        """The shared apply, with this run's result (job id, vault) reset first."""
-        self.last_result = {}
-        return super().apply(azure, params, **kwargs)
+    # Not idempotent: each trigger makes a new job and recovery point; a forced run triggers again.
+    idempotent: ClassVar[bool] = False
+    permissions: ClassVar[tuple[str, ...]] = (
+        "Microsoft.Compute/virtualMachines/read", "Microsoft.RecoveryServices/locations/backupStatus/action",
+        "Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/read",
+        "Microsoft.RecoveryServices/Vaults/backupJobs/read",
+        "Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/backup/action",
+        "Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/operationsStatus/read")
 
     # --- read --------------------------------------------------------------------------------
     def read(self, azure: Azure, params: TriggerParams) -> BackupFacts:
@@ -159,45 +165,41 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             plan.reason = f"{vm} is not protected by Azure Backup"
             plan.manual.append(f"protect {vm} in a Recovery Services vault first")
             return plan
+        fix = _Fix(params)
         running = next((j for j in facts.jobs if j.active), None)
-        since = None if params.since is None else (
-            params.since if params.since.tzinfo else params.since.replace(tzinfo=timezone.utc))
-        excluded = {j.lower() for j in params.exclude_jobs}
+        if running is not None:  # it holds the item: a trigger now would only make a refused job
+            return self._while_running(plan, facts, params, fix, running)
+        latest = _latest(facts)
+        if fix.since is not None:
+            proof = next((j for j in facts.jobs if j.succeeded and not fix.before(j)), None)
+            if proof is not None:
+                plan.reason = f"backup job {proof.id} of {vm} started {when(proof.start)} and succeeded"
+                return plan
+            latest = latest._replace(ok=False, why=f"a new backup proves the fix ({vm} has no successful backup "
+                                                   "since it began)")
+        if latest.ok and not params.force:
+            plan.reason = f"latest backup of {vm} succeeded at {when(latest.at)}"
+            return plan
+        return self._trigger_plan(plan, facts, params, latest)
 
-        def before_fix(j: JobView) -> bool:
-            return j.id.lower() in excluded or j.start is None or (since is not None and j.start < since)
-
-        # A running job holds the item: a trigger now would only make a refused job (docs/concurrency.md).
-        if running is not None and since is not None and before_fix(running):
+    def _while_running(self, plan: Plan, facts: BackupFacts, params: TriggerParams, fix: _Fix,
+                       running: JobView) -> Plan:
+        """While a job runs (docs/concurrency.md): wait for one from before the fix, follow one of ours, or say so."""
+        vm = facts.vm
+        if fix.since is not None and fix.before(running):
             plan.reason = (f"backup job {running.id} of {vm}, started {when(running.start)} before the fix, is "
                            f"still {running.status}; a new backup cannot start until it ends")
             plan.manual.append(f"wait for backup job {running.id} to end, then verify again "
                                f"(python -m runbooks action trigger-backup {vm} --param wait=true)")
-            return plan
-        if running is not None and since is not None and params.wait:
-            plan.changes.append(self._follow_change(facts, params, running))
-            return plan
-        if running is not None:
+        elif fix.since is not None and params.wait:
+            plan.changes.append(self._follow_change(facts, running))
+        else:
             plan.reason = f"backup job {running.id} for {vm} is {running.status} (started {when(running.start)})"
-            return plan
-        finished = next((j for j in facts.jobs if not j.active), None)
-        if finished is not None:
-            ok, at = finished.succeeded, finished.end or finished.start
-            failed_why = f"the latest backup of {vm} failed at {when(at)} with {finished.error}" + (
-                f" ({finished.error_message})" if finished.error_message else "")
-        else:  # nothing in the last 24 h: the protected item remembers the last backup
-            ok, at = facts.last_status.lower() in ("completed", "completedwithwarnings"), facts.last_time
-            failed_why = (f"the latest backup of {vm} ended {facts.last_status} at {when(at)}" if facts.last_status
-                          else f"{vm} has no backup yet")
-        if since is not None:
-            proof = next((j for j in facts.jobs if j.succeeded and not before_fix(j)), None)
-            if proof is not None:
-                plan.reason = f"backup job {proof.id} of {vm} started {when(proof.start)} and succeeded"
-                return plan
-            ok, failed_why = False, f"a new backup proves the fix ({vm} has no successful backup since it began)"
-        if ok and not params.force:
-            plan.reason = f"latest backup of {vm} succeeded at {when(at)}"
-            return plan
+        return plan
+
+    def _trigger_plan(self, plan: Plan, facts: BackupFacts, params: TriggerParams, latest: _Latest) -> Plan:
+        """The trigger step, unless Azure's hard limit refuses it; warned past the recommended count."""
+        vm = facts.vm
         refusal = cap_refusal(facts.jobs, vm, facts.now)
         if refusal is not None:
             plan.reason, step = refusal
@@ -208,88 +210,91 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             plan.notes.append(warning)
         if facts.power_state and facts.power_state != "running":
             plan.notes.append(f"{vm} is {facts.power_state}: the backup will be crash-consistent")
-        reason = f"forced: the latest backup of {vm} succeeded at {when(at)}" if ok else failed_why
+        reason = f"forced: the latest backup of {vm} succeeded at {when(latest.at)}" if latest.ok else latest.why
         plan.changes.append(Change(
             action=self.name, kind="run", resource=f"{vm} backup",
             resource_id=f"/subscriptions/{params.target.subscription}/resourceGroups/{facts.vault_group}/providers/"
                         f"Microsoft.RecoveryServices/vaults/{facts.vault_name}/backupFabrics/{FABRIC}/"
                         f"protectionContainers/{facts.container}/protectedItems/{facts.item}",
             summary=f"backup vault {facts.vault_name}, keep {params.retention_days} days", reason=reason,
-            before={"latest": finished.status if finished else (facts.last_status or None),
-                    "at": at.isoformat() if at else None},
+            before={"latest": latest.status, "at": latest.at.isoformat() if latest.at else None},
             after={"backup": "InProgress"},
-            data={"vault": facts.vault_name, "vault_group": facts.vault_group, "container": facts.container,
-                  "item": facts.item, "power_state": facts.power_state,
-                  **({"warning": warning} if warning else {})}))
+            data={**_where(facts), **({"warning": warning} if warning else {})}))
         return plan
 
-    def _follow_change(self, facts: BackupFacts, params: TriggerParams, job: JobView) -> Change:
+    def _follow_change(self, facts: BackupFacts, job: JobView) -> Change:
         """A `run` step that follows an already running job of ours to its end (no new trigger)."""
         return Change(
             action=self.name, kind="run", resource=f"{facts.vm} backup",
             summary=f"follow backup job {job.id} in vault {facts.vault_name}",
             reason=f"backup job {job.id} started {when(job.start)}, after the fix, and is still {job.status}",
             before={"job": job.id, "status": job.status}, after={"backup": "Completed"},
-            data={"vault": facts.vault_name, "vault_group": facts.vault_group, "container": facts.container,
-                  "item": facts.item, "power_state": facts.power_state, "follow": job.id})
+            data={**_where(facts), "follow": job.id})
 
     # --- execute -----------------------------------------------------------------------------
     def also_retry(self, exc: BaseException) -> bool:
         """A trigger operation that failed internally: re-plan (re-read jobs) and try again."""
         return isinstance(exc, TriggerOperationFailed) and exc.retryable
 
-    def execute(self, azure: Azure, params: TriggerParams, change: Change) -> str | None:
-        """POST the trigger, learn the job id from its operation, with `wait` follow the job; the plan's warning kept."""
-        note = self._trigger(azure, params, change)
+    def execute(self, azure: Azure, params: TriggerParams, change: Change, *,
+                progress: Progress | None = None) -> Executed:
+        """POST the trigger, learn the job id from its operation, with `wait` follow the job (calling `progress` on
+        each poll); the plan's warning kept. The result names the vault, operation and job, also when it fails."""
+        result: dict[str, Any] = {}
+        try:
+            note = self._trigger(azure, params, change, result, progress)
+        except Exception as e:
+            raise Unfinished(e, result) from None
         warning = change.data.get("warning")
-        return f"{note}; {warning}" if note and warning else note
+        return Executed(f"{note}; {warning}" if note and warning else note, result)
 
-    def _trigger(self, azure: Azure, params: TriggerParams, change: Change) -> str | None:
+    def _trigger(self, azure: Azure, params: TriggerParams, change: Change, result: dict[str, Any],
+                 progress: Progress | None) -> str | None:
         from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
 
         d = change.data
         if d.get("follow"):
-            self.last_result = {"vault": d["vault"], "job_id": d["follow"], "followed": True}
-            return self._finish(azure, params, d, d["follow"])
+            result.update(vault=d["vault"], job_id=d["follow"], followed=True)
+            return self._finish(azure, params, d, d["follow"], result, progress)
         expiry = datetime.now(timezone.utc) + timedelta(days=params.retention_days)
         body = BackupRequestResource(properties=IaasVMBackupRequest(recovery_point_expiry_time_in_utc=expiry))
         # The generated code hands `cls` an empty headers dict: read them off the HTTP response.
         headers = azure.call(azure.backup.backups.trigger, d["vault"], d["vault_group"], FABRIC, d["container"],
                              d["item"], body, cls=lambda resp, _des, _h: dict(resp.http_response.headers))
         op_id = _operation_id(headers or {})
-        self.last_result = {"vault": d["vault"], "operation_id": op_id}
-        job_id = self._job_id(azure, params, d, op_id)
+        result.update(vault=d["vault"], operation_id=op_id)
+        job_id = self._job_id(azure, params, d, op_id, result)
         vm = params.target.name
         if not job_id:
             return f"backup of {vm} triggered (operation {op_id}); its job id was not reported yet"
-        self.last_result["job_id"] = job_id
+        result["job_id"] = job_id
         if not params.wait:
             return f"backup job {job_id} for {vm} started"
-        return self._finish(azure, params, d, job_id)
+        return self._finish(azure, params, d, job_id, result, progress)
 
-    def _finish(self, azure: Azure, params: TriggerParams, d: dict[str, Any], job_id: str) -> str:
+    def _finish(self, azure: Azure, params: TriggerParams, d: dict[str, Any], job_id: str, result: dict[str, Any],
+                progress: Progress | None) -> str:
         """Follow the job to its end; a failed job raises BackupJobFailed with the job's error code."""
         vm = params.target.name
-        job = job_view(self.follow(azure, params, job_id, self.progress, vault=d["vault"],
-                                   vault_group=d["vault_group"]))
-        self.last_result["status"] = job.status
+        job = job_view(self.follow(azure, params, job_id, progress, vault=d["vault"], vault_group=d["vault_group"]))
+        result["status"] = job.status
         held = None
         if job.refused:  # another run's trigger won the race: follow the job that holds the item instead
             held = self._holder(azure, params, job)
             if held is not None:
-                self.last_result.update(refused_job=job_id, job_id=held.id, followed=True)
-                job_id, job = held.id, job_view(self.follow(azure, params, held.id, self.progress, vault=d["vault"],
+                result.update(refused_job=job_id, job_id=held.id, followed=True)
+                job_id, job = held.id, job_view(self.follow(azure, params, held.id, progress, vault=d["vault"],
                                                             vault_group=d["vault_group"]))
-                self.last_result["status"] = job.status
+                result["status"] = job.status
         if job.status.lower() in ("failed", "cancelled", "canceled"):
-            code = job.error if (job.error_title or job.error_number is not None) else f"BackupJob{job.status}"
+            code = job.error_code or f"BackupJob{job.status}"
             raise BackupJobFailed(None, code, f"backup job {job_id} for {vm} {job.status}"
                                   + (f": {job.error_message}" if job.error_message else ""),
                                   correlation_id=azure.last_correlation_id())
         note = "" if (d.get("power_state") or "running") == "running" else \
             f" (crash-consistent: {vm} is {d['power_state']})"
         if held is not None:
-            note += (f" (this run's trigger was refused as job {self.last_result['refused_job']}: job {job_id}, "
+            note += (f" (this run's trigger was refused as job {result['refused_job']}: job {job_id}, "
                      f"started {when(held.start)}, held {vm})")
         if job.active:
             return f"job {job_id} still {job.status} after {params.wait_seconds:g} s{note}"
@@ -303,37 +308,36 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             return running
         return next((j for j in jobs if j.start is not None and j.start <= refused.start), None)
 
-    def _job_id(self, azure: Azure, params: TriggerParams, d: dict[str, Any], op_id: str) -> str | None:
-        """Poll the trigger operation until it names its job (the operation ends in seconds)."""
+    def _job_id(self, azure: Azure, params: TriggerParams, d: dict[str, Any], op_id: str,
+                result: dict[str, Any]) -> str | None:
+        """Poll the trigger operation until it names its job (the operation ends in seconds); a lost poll is polled
+        again, never triggered again. Past TRIGGER_OPERATION_SECONDS: the job id seen so far, if any."""
         if not op_id:
             return None
-        deadline = time.monotonic() + min(params.wait_seconds, TRIGGER_OPERATION_SECONDS)
-        while True:
-            try:
-                st = azure.call(azure.backup.protected_item_operation_statuses.get, d["vault"], d["vault_group"],
-                                FABRIC, d["container"], d["item"], op_id).as_dict()
-            except Exception as e:  # a lost poll is retried here, never by triggering again
-                if not is_transient(e) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(poll_pause(e, params.poll_seconds))
-                continue
-            status = str(st.get("status") or "").lower()
-            job_id = (st.get("properties") or {}).get("jobId")
-            if job_id:
-                self.last_result["job_id"] = job_id
-            if status == "succeeded":
-                return job_id
-            if status in ("failed", "canceled", "cancelled", "invalid"):
-                err = st.get("error") or {}
-                if job_id:  # the job exists: the backup started although its trigger operation ended badly
-                    self.last_result["trigger_operation"] = f"{status}: {err.get('code') or 'no code'}"
-                    return job_id
-                raise TriggerOperationFailed(None, str(err.get("code") or f"TriggerOperation{status.title()}"),
-                                             str(err.get("message") or f"backup trigger operation {op_id} {status}"),
-                                             correlation_id=azure.last_correlation_id())
-            if time.monotonic() + params.poll_seconds > deadline:
-                return job_id
-            time.sleep(params.poll_seconds)
+
+        def read() -> dict[str, Any]:
+            st: dict[str, Any] = azure.call(azure.backup.protected_item_operation_statuses.get, d["vault"],
+                                            d["vault_group"], FABRIC, d["container"], d["item"], op_id).as_dict()
+            if (st.get("properties") or {}).get("jobId"):
+                result["job_id"] = st["properties"]["jobId"]
+            return st
+
+        try:
+            st = poll_until(read, lambda s: _op_status(s) in _OP_ENDED, name=f"backup trigger operation {op_id}",
+                            interval=params.poll_seconds, seconds=min(params.wait_seconds, TRIGGER_OPERATION_SECONDS),
+                            cap=azure.config.retry.retry_after_cap, status=_op_status)
+        except OperationTimedOut:
+            return result.get("job_id")
+        status, job_id = _op_status(st), (st.get("properties") or {}).get("jobId")
+        if status == "succeeded":
+            return job_id
+        err = st.get("error") or {}
+        if job_id:  # the job exists: the backup started although its trigger operation ended badly
+            result["trigger_operation"] = f"{status}: {err.get('code') or 'no code'}"
+            return job_id
+        raise TriggerOperationFailed(None, str(err.get("code") or f"TriggerOperation{status.title()}"),
+                                     str(err.get("message") or f"backup trigger operation {op_id} {status}"),
+                                     correlation_id=azure.last_correlation_id())
 
     def follow(self, azure: Azure, params: TriggerParams, job_id: str, on_progress: Progress | None = None, *,
                vault: str | None = None, vault_group: str | None = None) -> dict[str, Any]:
@@ -341,18 +345,72 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
         if vault is None or vault_group is None:
             facts = self.read(azure, params)
             vault, vault_group = facts.vault_name, facts.vault_group
-        deadline = time.monotonic() + params.wait_seconds
-        while True:
-            try:
-                job = azure.call(azure.backup.job_details.get, vault, vault_group, job_id).as_dict()
-            except Exception as e:  # a GET: a transient failure is one missed poll
-                if not is_transient(e) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(poll_pause(e, params.poll_seconds))
-                continue
-            view = job_view(job)
+        last: list[dict[str, Any]] = []
+
+        def read() -> dict[str, Any]:  # a GET: a transient failure is one missed poll
+            job: dict[str, Any] = azure.call(azure.backup.job_details.get, vault, vault_group, job_id).as_dict()
+            last[:] = [job]
             if on_progress is not None:
+                view = job_view(job)
                 on_progress(view.status, view.progress_info())
-            if not view.active or time.monotonic() + params.poll_seconds > deadline:
-                return job
-            time.sleep(params.poll_seconds)
+            return job
+
+        try:
+            return poll_until(read, lambda j: not job_view(j).active, name=f"backup job {job_id}",
+                              interval=params.poll_seconds, seconds=params.wait_seconds,
+                              cap=azure.config.retry.retry_after_cap, status=lambda j: job_view(j).status)
+        except OperationTimedOut:
+            if last:  # still running at the deadline: the caller says so
+                return last[0]
+            raise
+
+
+class _Fix:
+    """With `since`: which jobs began before the fix (listed then, or earlier than `since`) and prove nothing."""
+
+    def __init__(self, params: TriggerParams) -> None:
+        s = params.since
+        self.since = None if s is None else (s if s.tzinfo else s.replace(tzinfo=timezone.utc))
+        self.excluded = {j.lower() for j in params.exclude_jobs}
+
+    def before(self, j: JobView) -> bool:
+        """Whether job `j` began before the fix."""
+        return j.id.lower() in self.excluded or j.start is None or (self.since is not None and j.start < self.since)
+
+
+class _Latest(NamedTuple):
+    """The VM's latest backup: whether it succeeded, when, its status, and why it counts as failed."""
+
+    ok: bool
+    at: datetime | None
+    status: str | None
+    why: str
+
+
+def _latest(facts: BackupFacts) -> _Latest:
+    """The latest finished job of the last 24 h, else what the protected item remembers."""
+    vm = facts.vm
+    finished = next((j for j in facts.jobs if not j.active), None)
+    if finished is not None:
+        at = finished.end or finished.start
+        return _Latest(finished.succeeded, at, finished.status,
+                       f"the latest backup of {vm} failed at {when(at)} with {finished.error}"
+                       + (f" ({finished.error_message})" if finished.error_message else ""))
+    ok, at = facts.last_status.lower() in ("completed", "completedwithwarnings"), facts.last_time
+    return _Latest(ok, at, facts.last_status or None,
+                   f"the latest backup of {vm} ended {facts.last_status} at {when(at)}" if facts.last_status
+                   else f"{vm} has no backup yet")
+
+
+def _where(facts: BackupFacts) -> dict[str, Any]:
+    """What execute needs to address the protected item."""
+    return {"vault": facts.vault_name, "vault_group": facts.vault_group, "container": facts.container,
+            "item": facts.item, "power_state": facts.power_state}
+
+
+_OP_FAILED = ("failed", "canceled", "cancelled", "invalid")
+_OP_ENDED = ("succeeded", *_OP_FAILED)
+
+
+def _op_status(st: dict[str, Any]) -> str:
+    return str(st.get("status") or "").lower()

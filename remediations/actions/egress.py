@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
-from ..action import Action, ActionParams
+from ..action import Action, ActionParams, Executed, Progress, RunSettings
 from ..azure import Azure
 from ..errors import arm_error
 from ..model import Change, Plan
@@ -35,6 +35,8 @@ from ..netrules import (
     storage_tag,
     wireserver_blocks,
 )
+from ..target import Target
+from ..verdicts import BACKUP_PORTS
 from .egress_read import EgressFacts, NsgFacts, read_egress
 
 __all__ = ["NAME_PREFIX", "AllowBackupEgress", "EgressParams"]
@@ -72,6 +74,11 @@ class EgressParams(ActionParams):
         if bad:
             raise ValueError(f"ports must be 1-65535, not {bad}")
         return tuple(dict.fromkeys(v))
+
+    @classmethod
+    def for_run(cls, target: Target, settings: RunSettings, **values: Any) -> EgressParams:
+        """A run's egress mode (service tag or IP ranges)."""
+        return cls.model_validate({"target": target, "mode": settings.egress_mode, **values})
 
 
 def _ours(name: str) -> bool:
@@ -139,6 +146,11 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
     name: ClassVar[str] = "allow-backup-egress"
     summary: ClassVar[str] = "allow outbound TCP 443 to the region's Storage on the blocking NSGs"
     Params: ClassVar[type[ActionParams]] = EgressParams
+    permissions: ClassVar[tuple[str, ...]] = (
+        "Microsoft.Compute/virtualMachines/read", "Microsoft.Network/networkInterfaces/read",
+        "Microsoft.Network/virtualNetworks/subnets/read", "Microsoft.Network/networkSecurityGroups/read",
+        "Microsoft.Network/locations/serviceTags/read", "Microsoft.Network/networkSecurityGroups/securityRules/write",
+        "Microsoft.Network/networkSecurityGroups/securityRules/read", "Microsoft.Network/locations/operations/read")
 
     def read(self, azure: Azure, params: EgressParams) -> EgressFacts:
         """GET the VM, its NICs, their subnets, each distinct NSG and the region's service tags."""
@@ -147,7 +159,7 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
     def plan(self, facts: EgressFacts, params: EgressParams) -> Plan:
         """Allow rules for every NSG that denies TCP egress to the region's Storage tag; pure."""
         target = str(params.target)
-        ports = params.ports or (443,)
+        ports = params.ports or BACKUP_PORTS
         resolver = facts.resolver()
         views = {n.id.lower(): _views(n) for n in facts.nsgs}
         chains = facts.chains()
@@ -246,7 +258,8 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
                         notes.append(note)
         return notes
 
-    def execute(self, azure: Azure, params: EgressParams, change: Change) -> str | None:
+    def execute(self, azure: Azure, params: EgressParams, change: Change, *,
+                progress: Progress | None = None) -> Executed:
         """PUT one security rule (If-None-Match: * to add, If-Match: <rule etag> to change) and wait for it."""
         d = change.data
         headers = {"If-None-Match": "*"} if change.kind == "add" else {"If-Match": d.get("etag") or "*"}
@@ -259,7 +272,7 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
         result = azure.call(put)
         props = (result.as_dict() if hasattr(result, "as_dict") else {}).get("properties") or {}
         priority = props.get("priority", d["body"]["properties"]["priority"])
-        return f"{change.resource} {'created' if change.kind == 'add' else 'updated'} at priority {priority}"
+        return Executed(f"{change.resource} {'created' if change.kind == 'add' else 'updated'} at priority {priority}")
 
     def also_retry(self, exc: BaseException) -> bool:
         """A taken priority, a stale etag, a superseded or preempted write: re-read and re-plan."""

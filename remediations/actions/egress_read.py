@@ -1,20 +1,22 @@
 """Facts for allow-backup-egress: the VM's NICs, subnets, NSGs (raw JSON with etags) and service tags.
 
-The Service Tags API is read through `remediations.facts.service_tags`: once per process and region,
+The Service Tags API is read through `remediations.netreads.service_tags`: once per process and region,
 so a run's plan, re-plans and verification share one read.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ..armid import id_part
 from ..azure import Azure
-from ..facts import service_tags
+from ..errors import OperationTimedOut
 from ..netaddr import TagResolver
+from ..netreads import service_tags
+from ..polling import poll_until
 from ..reads import read_vm
 from ..target import Target
 
@@ -32,15 +34,6 @@ def freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
     return value
-
-
-def id_part(resource_id: str, key: str) -> str:
-    """The segment after `key` in an ARM resource id (case-insensitive key); ValueError when absent."""
-    parts = resource_id.strip("/").split("/")
-    for i, part in enumerate(parts[:-1]):
-        if part.lower() == key.lower():
-            return parts[i + 1]
-    raise ValueError(f"resource id {resource_id!r} has no {key!r} segment")
 
 
 @dataclass(frozen=True)
@@ -188,12 +181,20 @@ def _settled_nsg(azure: Azure, nsg_id: str) -> dict[str, Any]:
     interval = azure.config.polling_interval
     if interval is None:
         interval = 0.05 if azure.config.loopback else 2.0
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        d = azure.call(azure.network.network_security_groups.get, group, name).as_dict()
-        if _settled(d) or time.monotonic() >= deadline:
-            return d
-        time.sleep(interval)
+    last: list[dict[str, Any]] = []
+
+    def read() -> dict[str, Any]:
+        d: dict[str, Any] = azure.call(azure.network.network_security_groups.get, group, name).as_dict()
+        last[:] = [d]
+        return d
+
+    try:
+        return poll_until(read, _settled, name=f"the writes on NSG {name}", interval=interval, seconds=SETTLE_SECONDS,
+                          cap=azure.config.retry.retry_after_cap)
+    except OperationTimedOut:
+        if last:
+            return last[0]
+        raise
 
 
 def read_egress(azure: Azure, target: Target) -> EgressFacts:

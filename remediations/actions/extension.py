@@ -11,31 +11,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..action import Action, ActionParams
+from ..action import Action, ActionParams, Executed, Progress
 from ..azure import Azure
 from ..model import Change, Plan
-from ..reads import ExtensionView, VmView, read_vm
+from ..reads import VmView, read_vm
+from ..verdicts import why_remove
 
-__all__ = ["TRANSITIONING", "RemoveBackupExtension", "why_remove"]
-
-TRANSITIONING = ("updating", "creating", "deleting", "transitioning")
+__all__ = ["RemoveBackupExtension"]
 
 
 def _extension_type(vm: VmView) -> str:
     """The backup extension type this VM's OS uses."""
     return "VMSnapshot" if vm.os_type.lower() == "windows" else "VMSnapshotLinux"
-
-
-def why_remove(ext: ExtensionView) -> str | None:
-    """Why this backup extension is broken (state or handler status), or None when it looks healthy."""
-    state = ext.state or "Unknown"
-    if state.lower() == "failed":
-        return f"{ext.type} is in provisioning state {state}"
-    if state.lower() in TRANSITIONING:
-        return f"{ext.type} is stuck in provisioning state {state}"
-    if ext.handler_status is not None and ext.handler_status.lower() != "ready":
-        return f"the guest agent reports the {ext.type} handler {ext.handler_status}"
-    return None
 
 
 class RemoveBackupExtension(Action[ActionParams, VmView]):
@@ -45,6 +32,9 @@ class RemoveBackupExtension(Action[ActionParams, VmView]):
     summary = "uninstall a failed VMSnapshot/VMSnapshotLinux extension; the next backup reinstalls it"
     Params = ActionParams
     disruptive: ClassVar[bool] = False
+    permissions: ClassVar[tuple[str, ...]] = (
+        "Microsoft.Compute/virtualMachines/read", "Microsoft.Compute/virtualMachines/extensions/delete",
+        "Microsoft.Compute/locations/operations/read")
 
     def read(self, azure: Azure, params: ActionParams) -> VmView:
         """One GET of the VM with its instance view (extensions, handler statuses, power state)."""
@@ -80,10 +70,11 @@ class RemoveBackupExtension(Action[ActionParams, VmView]):
             data={"extension": ext.name}))
         return plan
 
-    def execute(self, azure: Azure, params: ActionParams, change: Change) -> str | None:
+    def execute(self, azure: Azure, params: ActionParams, change: Change, *,
+                progress: Progress | None = None) -> Executed:
         """DELETE the extension and wait for the long-running operation."""
         t = params.target
         name = change.data["extension"]
         azure.call(lambda: azure.compute.virtual_machine_extensions.begin_delete(
             t.resource_group, t.name, name).result())
-        return f"deleted extension {name} from {t.name}"
+        return Executed(f"deleted extension {name} from {t.name}")

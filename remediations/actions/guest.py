@@ -8,15 +8,15 @@ restart-guest-agent (defined in guest_agent.py, re-exported here).
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ..action import Action, ActionParams
+from ..action import Action, ActionParams, Executed, Progress
 from ..azure import Azure
 from ..model import Change, Plan
 from ..reads import read_vm
+from ..verdicts import MIN_LINUX_AGENT, version_tuple
 from .guest_agent import (
     GuestFacts,
     RestartGuestAgent,
@@ -27,10 +27,8 @@ from .guest_agent import (
     wait_agent,
 )
 
-__all__ = ["MIN_LINUX_AGENT", "EnableIaasVmProvider", "RestartGuestAgent", "SetVssCopyBackup", "UpgradeLinuxAgent"]
+__all__ = ["EnableIaasVmProvider", "RestartGuestAgent", "SetVssCopyBackup", "UpgradeLinuxAgent"]
 
-# The oldest Linux agent Azure supports (see UpgradeLinuxAgent); the default of its `minimum_version`.
-MIN_LINUX_AGENT = "2.2.53.1"
 VSS_KEY = r"HKLM\SOFTWARE\Microsoft\BcdrAgent"
 VSS_VALUE = "USEVSSCOPYBACKUP"
 # The package per package manager when the status script does not name it (Debian's apt package is waagent,
@@ -39,15 +37,13 @@ _PACKAGES = {"apt": "walinuxagent", "dnf": "WALinuxAgent", "yum": "WALinuxAgent"
 _UPDATE_DOC = "https://learn.microsoft.com/azure/virtual-machines/extensions/update-linux-agent"
 
 
-def version_tuple(v: str | None) -> tuple[int, ...]:
-    """'2.2.53.1' -> (2, 2, 53, 1); unknown -> ()."""
-    return tuple(int(p) for p in re.findall(r"\d+", v or ""))
-
-
 class _WindowsGuestAction(Action[ActionParams, GuestFacts]):
     """A Windows action that first reads the guest through a read-only script (`probe`)."""
 
     Params = ActionParams
+    permissions: ClassVar[tuple[str, ...]] = (
+        "Microsoft.Compute/virtualMachines/read", "Microsoft.Compute/virtualMachines/runCommand/action",
+        "Microsoft.Compute/locations/operations/read")
     probe: str
     subject: str
 
@@ -99,10 +95,11 @@ class SetVssCopyBackup(_WindowsGuestAction):
             after={"value": "TRUE", "type": "REG_SZ"}, data={"script": "windows-vss-set"})
         return Plan(action=self.name, target=str(params.target), changes=[change])
 
-    def execute(self, azure: Azure, params: ActionParams, change: Change) -> str | None:
+    def execute(self, azure: Azure, params: ActionParams, change: Change, *,
+                progress: Progress | None = None) -> Executed:
         """Run `windows-vss-set`."""
         out = script_step(azure, params.target, "windows-vss-set")
-        return f"{VSS_VALUE} {out.get('before') or '(absent)'} -> {out.get('value')} ({out.get('type')})"
+        return Executed(f"{VSS_VALUE} {out.get('before') or '(absent)'} -> {out.get('value')} ({out.get('type')})")
 
 
 class EnableIaasVmProvider(_WindowsGuestAction):
@@ -133,10 +130,11 @@ class EnableIaasVmProvider(_WindowsGuestAction):
             after={"start_type": "Automatic", "status": "Running"}, data={"script": "windows-provider-enable"}))
         return plan
 
-    def execute(self, azure: Azure, params: ActionParams, change: Change) -> str | None:
+    def execute(self, azure: Azure, params: ActionParams, change: Change, *,
+                progress: Progress | None = None) -> Executed:
         """Run `windows-provider-enable`."""
         out = script_step(azure, params.target, "windows-provider-enable")
-        return f"iaasvmprovider {out.get('before')} -> {out.get('start_type')} ({out.get('status')})"
+        return Executed(f"iaasvmprovider {out.get('before')} -> {out.get('start_type')} ({out.get('status')})")
 
 
 class UpgradeParams(WaitParams):
@@ -161,6 +159,7 @@ class UpgradeLinuxAgent(Action[UpgradeParams, GuestFacts]):
     name = "upgrade-linux-agent"
     summary = "upgrade walinuxagent/WALinuxAgent from the distribution repository, enable auto-update and restart"
     Params = UpgradeParams
+    permissions: ClassVar[tuple[str, ...]] = _WindowsGuestAction.permissions
 
     def read(self, azure: Azure, params: UpgradeParams) -> GuestFacts:
         """The VM; then `linux-agent-status` when the VM runs Linux and its agent answers."""
@@ -215,16 +214,18 @@ class UpgradeLinuxAgent(Action[UpgradeParams, GuestFacts]):
             data={"script": "linux-agent-upgrade"}))
         return plan
 
-    def execute(self, azure: Azure, params: UpgradeParams, change: Change) -> str | None:
+    def execute(self, azure: Azure, params: UpgradeParams, change: Change, *,
+                progress: Progress | None = None) -> Executed:
         """Run `linux-agent-upgrade` (it installs and restarts detached), wait until the agent reports Ready after
         the restart, then read the version it runs with `linux-agent-status`."""
         t = params.target
         out = script_step(azure, t, "linux-agent-upgrade")
         back, ready = wait_agent(azure, t, params.wait_ready_seconds, params.poll_seconds, after=restart_time(out))
         after = script_step(azure, t, "linux-agent-status").get("version") if back else None
-        self.last_result = {**{k: out.get(k) for k in ("unit", "package", "package_manager", "before", "auto_update",
-                                                        "enabled", "how", "log")}, "after": after}
+        result = {**{k: out.get(k) for k in ("unit", "package", "package_manager", "before", "auto_update",
+                                             "enabled", "how", "log")}, "after": after}
         if not back:
             ready += (f"; the upgrade runs detached in the guest (its log: {out.get('log') or 'the job log'}); "
                       f"run upgrade-linux-agent on {t.name} again once the agent reports")
-        return f"{out.get('unit')} {out.get('before')} -> {after or 'unknown'} via {out.get('package_manager')}; {ready}"
+        return Executed(f"{out.get('unit')} {out.get('before')} -> {after or 'unknown'} via "
+                        f"{out.get('package_manager')}; {ready}", result)

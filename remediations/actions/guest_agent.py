@@ -10,21 +10,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
-from ..action import Action, ActionParams
-from ..azure import Azure, is_transient, poll_pause
+from ..action import Action, ActionParams, Executed, Progress, RunSettings
+from ..azure import Azure
 from ..backupjobs import parse_time
-from ..errors import ArmCallError
+from ..errors import ArmCallError, OperationTimedOut
 from ..model import Change, Plan
+from ..polling import poll_until
 from ..reads import ScriptFailed, VmView, read_vm, run_script
 from ..target import Target
 
-__all__ = ["AgentFacts", "GuestFacts", "RestartGuestAgent", "WaitParams", "agent_status_time", "guest_gate",
-           "restart_time", "script_step", "wait_agent", "wait_agent_ready"]
+__all__ = ["AgentFacts", "GuestFacts", "RestartGuestAgent", "RestartParams", "WaitParams", "agent_status_time",
+           "guest_gate", "restart_time", "script_step", "wait_agent", "wait_agent_ready"]
 
+_W = TypeVar("_W", bound="WaitParams")
 _SETTLING = {"updating", "transitioning", "creating"}
 _BROKEN = {"failed", "deleting"}
 
@@ -35,6 +37,19 @@ class WaitParams(ActionParams):
     wait_ready_seconds: float = Field(300.0, ge=0, le=3600,
                                       description="how long to wait for the agent to report Ready after a restart")
     poll_seconds: float = Field(5.0, gt=0, le=60, description="seconds between instance-view reads while waiting")
+
+    @classmethod
+    def for_run(cls: type[_W], target: Target, settings: RunSettings, **values: Any) -> _W:
+        """A run's Ready wait."""
+        return cls.model_validate({"target": target, "wait_ready_seconds": settings.wait_ready_seconds, **values})
+
+
+class RestartParams(WaitParams):
+    """restart-guest-agent parameters: the Ready wait, and since when a restart counts as done."""
+
+    restarted_after: datetime | None = Field(
+        None, description="a restart counts as done once the agent reports Ready after this time (apply's "
+                          "verification sets it to the restart's own time)")
 
 
 @dataclass(frozen=True)
@@ -47,10 +62,9 @@ class GuestFacts:
 
 @dataclass(frozen=True)
 class AgentFacts:
-    """The VM view, and whether we restarted already."""
+    """The VM view with its instance view (power state, agent status and the time of its last report)."""
 
     vm: VmView
-    restarted: bool = False
 
 
 def _stopped(vm: VmView, name: str) -> str:
@@ -99,24 +113,20 @@ def wait_agent(azure: Azure, target: Target, seconds: float, poll: float, *,
     """Poll the instance view until the agent reports Ready, with a status time later than `after` when given
     (a restart scheduled for then has happened), bounded by `seconds`; (whether it did, the evidence line)."""
     start = time.monotonic()
-    deadline = start + seconds
     since = f" since {after.strftime('%H:%M:%SZ')}" if after else ""
-    while True:
-        try:
-            vm = read_vm(azure, target)
-            reported = agent_status_time(vm)
-            if vm.running and vm.agent_ready and (after is None or (reported is not None and reported > after)):
-                return True, (f"guest agent on {target.name} Ready{since} (version {vm.agent_version or 'unknown'}) "
-                              f"after {time.monotonic() - start:.0f} s")
-            pause = poll
-        except Exception as e:  # a transient read failure while the VM comes back: keep polling
-            if not is_transient(e):
-                raise
-            pause = poll_pause(e, poll)
-        now = time.monotonic()
-        if now >= deadline:
-            return False, f"guest agent on {target.name} not Ready{since} after {seconds:.0f} s"
-        time.sleep(min(pause, deadline - now))
+
+    def back(vm: VmView) -> bool:
+        reported = agent_status_time(vm)
+        return vm.running and vm.agent_ready and (after is None or (reported is not None and reported > after))
+
+    try:  # a transient read failure while the VM comes back is one missed poll
+        vm = poll_until(lambda: read_vm(azure, target), back, name=f"the guest agent on {target.name}",
+                        interval=poll, seconds=seconds, cap=azure.config.retry.retry_after_cap,
+                        status=lambda v: v.agent_status or "no status")
+    except OperationTimedOut:
+        return False, f"guest agent on {target.name} not Ready{since} after {seconds:.0f} s"
+    return True, (f"guest agent on {target.name} Ready{since} (version {vm.agent_version or 'unknown'}) "
+                  f"after {time.monotonic() - start:.0f} s")
 
 
 def wait_agent_ready(azure: Azure, target: Target, seconds: float, poll: float, *,
@@ -134,24 +144,28 @@ def restart_time(out: dict[str, Any]) -> datetime:
     return datetime.now(timezone.utc) + timedelta(seconds=float(delay) if isinstance(delay, (int, float)) else 10.0)
 
 
-class RestartGuestAgent(Action[WaitParams, AgentFacts]):
+class RestartGuestAgent(Action[RestartParams, AgentFacts]):
     """Restart the guest agent through Run Command, or the VM through the platform when the agent is silent."""
 
     name = "restart-guest-agent"
     summary = "restart the VM guest agent (walinuxagent/waagent, or RdAgent and WindowsAzureGuestAgent)"
-    Params = WaitParams
+    Params = RestartParams
     disruptive = True  # only the platform restart, planned when the agent does not answer
+    # Not idempotent: a forced run restarts the agent again each time; only a re-plan told the restart's own time
+    # (verify_params) can see it done, from the agent's report after that time.
+    idempotent: ClassVar[bool] = False
+    permissions: ClassVar[tuple[str, ...]] = (
+        "Microsoft.Compute/virtualMachines/read", "Microsoft.Compute/virtualMachines/runCommand/action",
+        "Microsoft.Compute/virtualMachines/restart/action", "Microsoft.Compute/locations/operations/read")
 
-    def __init__(self) -> None:
-        self._restarted: set[str] = set()
-
-    def read(self, azure: Azure, params: WaitParams) -> AgentFacts:
+    def read(self, azure: Azure, params: RestartParams) -> AgentFacts:
         """The VM with its instance view (a silent agent on a running VM is hung: a guest shut down from
         inside shows PowerState/stopped, states-billing.md, so no Resource Health read is needed)."""
-        return AgentFacts(read_vm(azure, params.target), params.target.id.lower() in self._restarted)
+        return AgentFacts(read_vm(azure, params.target))
 
-    def plan(self, facts: AgentFacts, params: WaitParams) -> Plan:
-        """Platform restart when the agent is silent; Run Command restart when it answers but is stuck, or forced."""
+    def plan(self, facts: AgentFacts, params: RestartParams) -> Plan:
+        """Platform restart when the agent is silent; Run Command restart when it answers but is stuck, or forced
+        (unless it reported Ready after `restarted_after`)."""
         vm, t = facts.vm, params.target
         name = vm.name or t.name
         linux = (vm.os_type or "").lower() == "linux"
@@ -161,29 +175,12 @@ class RestartGuestAgent(Action[WaitParams, AgentFacts]):
         if not vm.agent_ready:
             return empty.model_copy(update={"changes": [self._platform(vm, t, name, linux)],
                                             "manual": [_repair(t, linux)]})
-        ext = vm.backup_extension()
-        problems: list[str] = []
-        notes: list[str] = []
-        if ext is not None and ext.state.lower() in _BROKEN:
-            notes.append(f"the backup extension {ext.name} on {name} is {ext.state}: restarting the agent does not "
-                         "repair it; remove-backup-extension does")
-        elif ext is not None and ext.state.lower() in _SETTLING:
-            problems.append(f"the backup extension {ext.name} is stuck in {ext.state} while the agent answers")
-        elif ext is not None and ext.handler_status and ext.handler_status.lower() != "ready":
-            problems.append(f"the handler of {ext.name} reports {ext.handler_status} while the agent answers")
-        if not problems and params.force and not facts.restarted:
+        problems, notes = _stuck(vm, name)
+        restarted = _reported_after(vm, params.restarted_after)
+        if not problems and params.force and not restarted:
             problems.append(f"forced: the guest agent on {name} is Ready and would not be restarted otherwise")
         if not problems:
-            agent = f"the guest agent on {name} is Ready (version {vm.agent_version or 'unknown'})"
-            if facts.restarted:
-                reason = f"{agent} after the restart"
-            elif ext is None:
-                reason = f"{agent} and no backup extension is installed; nothing to restart"
-            elif notes:
-                reason = f"{agent}; nothing an agent restart would fix"
-            else:
-                reason = f"{agent} and the backup extension {ext.name} is healthy; nothing to restart"
-            return empty.model_copy(update={"reason": reason, "notes": notes})
+            return empty.model_copy(update={"reason": _nothing(vm, name, notes, restarted), "notes": notes})
         what = "walinuxagent/waagent" if linux else "WindowsAzureGuestAgent"
         services = what if linux else "RdAgent and WindowsAzureGuestAgent"
         change = Change(action=self.name, kind="run", resource=f"{name}/guest-agent/{what}", resource_id=vm.id,
@@ -202,17 +199,19 @@ class RestartGuestAgent(Action[WaitParams, AgentFacts]):
                       after={"power": "running", "agent": "Ready"},
                       disruptive=True, data={"how": "platform", "os": "Linux" if linux else "Windows"})
 
-    def execute(self, azure: Azure, params: WaitParams, change: Change) -> str | None:
+    def execute(self, azure: Azure, params: RestartParams, change: Change, *,
+                progress: Progress | None = None) -> Executed:
         """Restart (the VM via the platform, or the agent via a detached Run Command restart), then wait for the
-        agent to report Ready (after a detached restart: with a status time later than the restart)."""
+        agent to report Ready (after a detached restart: with a status time later than the restart); the result
+        names when the restart was due (`restart_at`)."""
         t = params.target
         if change.data.get("how") == "platform":
+            sent = datetime.now(timezone.utc)
             azure.call(lambda: azure.compute.virtual_machines.begin_restart(t.resource_group, t.name).result())
-            self._restarted.add(t.id.lower())
-            return f"restarted {t.name} through the platform; " \
-                   f"{wait_agent_ready(azure, t, params.wait_ready_seconds, params.poll_seconds)}"
+            return Executed(f"restarted {t.name} through the platform; "
+                            f"{wait_agent_ready(azure, t, params.wait_ready_seconds, params.poll_seconds)}",
+                            {"how": "platform", "restart_at": sent.isoformat()})
         out = script_step(azure, t, change.data["script"])
-        self._restarted.add(t.id.lower())
         what = out.get("unit") or " and ".join(out.get("services") or []) or "the agent"
         due = restart_time(out)
         done = (f"scheduled a restart of {what} on {t.name} through Run Command ({out.get('how') or 'detached'}, "
@@ -221,7 +220,48 @@ class RestartGuestAgent(Action[WaitParams, AgentFacts]):
         if not back:
             line += ("; the restart runs detached in the guest: if the agent does not come back, run "
                      f"restart-guest-agent on {t.name} again (it restarts the VM when the agent is silent)")
-        return f"{done}; {line}"
+        return Executed(f"{done}; {line}", {"how": "run-command", "restart_at": due.isoformat()})
+
+    def verify_params(self, params: RestartParams, result: dict[str, Any]) -> RestartParams:
+        """The restart counts as done once the agent reports Ready after the time it was due."""
+        due = parse_time(result.get("restart_at"))
+        return params if due is None else params.model_copy(update={"restarted_after": due})
+
+
+def _stuck(vm: VmView, name: str) -> tuple[list[str], list[str]]:
+    """(what an agent restart would fix, notes) from the backup extension's state while the agent answers."""
+    ext = vm.backup_extension()
+    if ext is None:
+        return [], []
+    if ext.state.lower() in _BROKEN:
+        return [], [f"the backup extension {ext.name} on {name} is {ext.state}: restarting the agent does not "
+                    "repair it; remove-backup-extension does"]
+    if ext.state.lower() in _SETTLING:
+        return [f"the backup extension {ext.name} is stuck in {ext.state} while the agent answers"], []
+    if ext.handler_status and ext.handler_status.lower() != "ready":
+        return [f"the handler of {ext.name} reports {ext.handler_status} while the agent answers"], []
+    return [], []
+
+
+def _reported_after(vm: VmView, when: datetime | None) -> bool:
+    """Whether the agent reports Ready with a status time later than `when` (a restart due then has happened)."""
+    if when is None or not vm.agent_ready:
+        return False
+    reported = agent_status_time(vm)
+    return reported is not None and reported > (when if when.tzinfo else when.replace(tzinfo=timezone.utc))
+
+
+def _nothing(vm: VmView, name: str, notes: list[str], restarted: bool) -> str:
+    """Why no restart is planned for an agent that answers."""
+    agent = f"the guest agent on {name} is Ready (version {vm.agent_version or 'unknown'})"
+    ext = vm.backup_extension()
+    if restarted:
+        return f"{agent} after the restart"
+    if ext is None:
+        return f"{agent} and no backup extension is installed; nothing to restart"
+    if notes:
+        return f"{agent}; nothing an agent restart would fix"
+    return f"{agent} and the backup extension {ext.name} is healthy; nothing to restart"
 
 
 def _repair(t: Target, linux: bool) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..action import Action, ActionParams
+from ..action import Action, ActionParams, Executed, Progress
 from ..azure import Azure
 from ..model import Change, Plan
 from ..reads import STOPPED_INTERNALLY, VmView, read_health, read_vm, shut_down_inside
@@ -51,6 +51,9 @@ class PowerOff(Action[ActionParams, PowerFacts]):
     summary = "stop a running VM through the platform (power off, not deallocate); only with --force"
     Params = ActionParams
     disruptive: ClassVar[bool] = True
+    permissions: ClassVar[tuple[str, ...]] = (
+        "Microsoft.Compute/virtualMachines/read", "Microsoft.ResourceHealth/availabilityStatuses/read",
+        "Microsoft.Compute/virtualMachines/powerOff/action", "Microsoft.Compute/locations/operations/read")
 
     def read(self, azure: Azure, params: ActionParams) -> PowerFacts:
         """The VM with its instance view; Resource Health only when it is stopped (who stopped it)."""
@@ -89,8 +92,9 @@ class PowerOff(Action[ActionParams, PowerFacts]):
                           f"az vm start -g {t.resource_group} -n {name}")
         return plan
 
-    def execute(self, azure: Azure, params: ActionParams, change: Change) -> str | None:
+    def execute(self, azure: Azure, params: ActionParams, change: Change, *,
+                progress: Progress | None = None) -> Executed:
         """POST powerOff and wait for the long-running operation."""
         t = params.target
         azure.call(lambda: azure.compute.virtual_machines.begin_power_off(t.resource_group, t.name).result())
-        return f"powered off {t.name} through the platform"
+        return Executed(f"powered off {t.name} through the platform")

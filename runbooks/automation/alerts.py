@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from remediations.armid import ResourceId, parse_resource_id
 from remediations.errors import BadInput
 from remediations.target import Target, parse_target
 
@@ -18,11 +19,11 @@ __all__ = ["MAX_DATA", "MAX_DEPTH", "Alert", "Nesting", "Trigger", "is_vault_id"
 MAX_DATA = 1 << 20  # characters of data an entry script reads (a real alert is a few KB)
 MAX_DEPTH = 64  # JSON nesting levels (the common alert schema needs fewer than 10)
 
-_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Finds VM IDs inside free text (an alert's fields); whole IDs are parsed by remediations.armid.
 _VM_IN = re.compile(r"/subscriptions/[^/\s\"]+/resourceGroups/[^/\s\"]+/providers/Microsoft\.Compute/"
                     r"virtualMachines/[A-Za-z0-9_.-]+", re.I)
-_RESOURCE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/(?P<type>[^/]+/[^/]+)"
-                       r"/(?P<name>[^/]+)/?$", re.I)
+_VAULT_TYPE = "Microsoft.RecoveryServices/vaults"
+_JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def _unwrap(doc: Any) -> Any:
 
 
 def _vm_target(vm_id: str) -> Target:
+    """The VM a whole VM resource ID names (a trailing '/' ignored)."""
     return parse_target(vm_id.rstrip("/"))
 
 
@@ -134,6 +136,7 @@ def _item_target(item_id: str, vault_sub: str | None) -> Target | None:
 
 
 def _alert_targets(ctx: dict[str, Any], vault_sub: str | None) -> list[Target]:
+    """The VMs an alert's context names (linked, source, affected IDs), else its protected item's VM."""
     found: list[str] = []
     affected = ctx.get("affectedItems")
     items = affected if isinstance(affected, list) else [affected]
@@ -151,43 +154,65 @@ def _alert_targets(ctx: dict[str, Any], vault_sub: str | None) -> list[Target]:
     return list(targets.values())
 
 
-def _alert(doc: dict[str, Any]) -> Trigger:
+def _sections(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(essentials, alertContext) of a common-alert-schema alert; BadInput for any other document."""
     data = doc.get("data")
     if doc.get("schemaId") != "azureMonitorCommonAlertSchema" or not isinstance(data, dict) \
             or not isinstance(data.get("essentials"), dict):
         raise BadInput(f"not a common-alert-schema alert (schemaId {doc.get('schemaId')!r}); enable the common alert "
                        "schema on the action group's runbook receiver")
-    ess, ctx = data["essentials"], data.get("alertContext") or {}
-    ctx = ctx if isinstance(ctx, dict) else {}
-    targets_ids = [t for t in ess.get("alertTargetIDs") or [] if isinstance(t, str)]
-    vault_id = next((t for t in targets_ids if "/microsoft.recoveryservices/vaults/" in t.lower()), None)
-    job_id = (ctx.get("extendedInfo") or {}).get("jobId") if isinstance(ctx.get("extendedInfo"), dict) else None
-    job_id = job_id or ctx.get("jobId")
+    ctx = data.get("alertContext") or {}
+    return data["essentials"], ctx if isinstance(ctx, dict) else {}
+
+
+def _job_id(ctx: dict[str, Any]) -> str | None:
+    """The backup job the alert names (extendedInfo.jobId, else jobId): its name, also when given as a resource ID."""
+    ext = ctx.get("extendedInfo")
+    job_id = (ext.get("jobId") if isinstance(ext, dict) else None) or ctx.get("jobId")
     for key, value in (("category", ctx.get("category")), ("jobId", job_id), ("protectedItemId", ctx.get("protectedItemId"))):
         if value is not None and not isinstance(value, str):
             raise BadInput(f"alertContext.{key} is a {type(value).__name__}, not a string")
-    if job_id is not None:  # a job's name, or its resource ID (then its last segment)
-        job_id = job_id.rstrip("/").rsplit("/", 1)[-1]
-        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", job_id):
-            raise BadInput("alertContext jobId is not a backup job ID")
-    alert = Alert(str(ess.get("alertRule") or "?"), str(ess.get("monitorCondition") or ""),
-                  str(ess.get("monitoringService") or ""), vault_id, job_id, ctx.get("category"))
-    source = f"alert '{alert.rule}' ({alert.service or 'unknown service'}, {alert.condition or 'no condition'})"
-    ignore = None
-    item = str(ctx.get("protectedItemId") or "")
+    if job_id is None:
+        return None
+    job_id = job_id.rstrip("/").rsplit("/", 1)[-1]
+    if not _JOB_ID.fullmatch(job_id):
+        raise BadInput("alertContext jobId is not a backup job ID")
+    return job_id
+
+
+def _read_alert(ess: dict[str, Any], ctx: dict[str, Any]) -> Alert:
+    """The Alert in an alert's essentials and context (checked: string fields, a well-formed job ID)."""
+    targets = [t for t in ess.get("alertTargetIDs") or [] if isinstance(t, str)]
+    vault_id = next((t for t in targets if "/microsoft.recoveryservices/vaults/" in t.lower()), None)
+    job_id = _job_id(ctx)
+    return Alert(str(ess.get("alertRule") or "?"), str(ess.get("monitorCondition") or ""),
+                 str(ess.get("monitoringService") or ""), vault_id, job_id, ctx.get("category"))
+
+
+def _ignore_reason(alert: Alert, item: str) -> str | None:
+    """Why the alert asks for no fix (resolved, not Azure Backup, not a failed VM backup job), or None."""
     if alert.condition.lower() == "resolved":
-        ignore = f"alert '{alert.rule}' is Resolved: nothing to fix"
-    elif alert.service.lower() != "azure backup":
-        ignore = f"alert '{alert.rule}' comes from {alert.service or 'an unknown service'}, not Azure Backup"
-    elif alert.category and alert.category.lower() != "jobs":
-        ignore = f"Azure Backup alert '{alert.rule}' is about {alert.category}, not a backup job"
-    elif re.search(r"restore|delete", alert.rule, re.I):
-        ignore = f"Azure Backup alert '{alert.rule}' is not about a failed backup"
-    elif item and "/protecteditems/" in item.lower() and not re.search(r"/protectedItems/vm;", item, re.I):
-        ignore = f"Azure Backup alert '{alert.rule}' is for {item.rsplit('/', 1)[-1]}, not a VM backup"
+        return f"alert '{alert.rule}' is Resolved: nothing to fix"
+    if alert.service.lower() != "azure backup":
+        return f"alert '{alert.rule}' comes from {alert.service or 'an unknown service'}, not Azure Backup"
+    if alert.category and alert.category.lower() != "jobs":
+        return f"Azure Backup alert '{alert.rule}' is about {alert.category}, not a backup job"
+    if re.search(r"restore|delete", alert.rule, re.I):
+        return f"Azure Backup alert '{alert.rule}' is not about a failed backup"
+    if item and "/protecteditems/" in item.lower() and not re.search(r"/protectedItems/vm;", item, re.I):
+        return f"Azure Backup alert '{alert.rule}' is for {item.rsplit('/', 1)[-1]}, not a VM backup"
+    return None
+
+
+def _alert(doc: dict[str, Any]) -> Trigger:
+    """The Trigger of a common-alert-schema alert: its VMs, or why it is ignored."""
+    ess, ctx = _sections(doc)
+    alert = _read_alert(ess, ctx)
+    source = f"alert '{alert.rule}' ({alert.service or 'unknown service'}, {alert.condition or 'no condition'})"
+    ignore = _ignore_reason(alert, str(ctx.get("protectedItemId") or ""))
     if ignore:
         return Trigger(source, ignored=ignore, alert=alert)
-    targets = _alert_targets(ctx, resource_parts(vault_id)[0] if vault_id else None)
+    targets = _alert_targets(ctx, resource_parts(alert.vault_id)[0] if alert.vault_id else None)
     if not targets:
         return Trigger(source, ignored=f"Azure Backup alert '{alert.rule}' names no virtual machine", alert=alert)
     return Trigger(source, tuple(targets), alert=alert)
@@ -213,17 +238,25 @@ def read_trigger(data: str) -> Trigger:
     raise BadInput("the data is JSON but neither an alert nor a list of VM resource IDs")
 
 
+def _top_level(resource_id: str) -> ResourceId | None:
+    """A top-level resource ID (leading '/', one type and name), parsed; None for anything else."""
+    text = resource_id.strip()
+    try:
+        rid = parse_resource_id(text)
+    except ValueError:
+        return None
+    return rid if text.startswith("/") and len(rid.types) == 1 else None
+
+
 def is_vault_id(text: str) -> bool:
     """Whether `text` is a Recovery Services vault resource ID."""
-    m = _RESOURCE.match(text.strip())
-    return bool(m and m.group("type").lower() == "microsoft.recoveryservices/vaults")
+    rid = _top_level(text)
+    return rid is not None and rid.type.lower() == _VAULT_TYPE.lower()
 
 
 def resource_parts(resource_id: str) -> tuple[str, str, str]:
     """(subscription, resource group, name) of a top-level resource ID."""
-    m = _RESOURCE.match(resource_id.strip())
-    if not m:
+    rid = _top_level(resource_id)
+    if rid is None:
         raise BadInput(f"not a resource ID: {resource_id!r}")
-    return m.group("sub"), m.group("rg"), m.group("name")
-
-
+    return rid.subscription, rid.resource_group, rid.name

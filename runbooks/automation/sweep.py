@@ -4,8 +4,8 @@ A backstop for alerts that were lost, throttled or never configured. It must not
 a VM is skipped (and listed with the reason) when a backup job of it is in progress (a fix may be
 verifying it), when a backup of it Completed after its failure (verified since), when a job of the
 fix runbook that names it is not finished, or when one was created after the failure and ended (tried
-since: the sweep does not retry a VM hourly; a new failure makes it eligible again). The rest go to runbooks.automation.fan_out: the same child
-jobs, concurrency bound and forwarded settings as fan_out.py.
+since: the sweep does not retry a VM hourly; a new failure makes it eligible again). The rest go to
+runbooks.automation.children.fan_out: the same child jobs, concurrency bound and forwarded settings as fan_out.py.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from remediations.automation_jobs import get_job, list_jobs
 from remediations.azure import Azure
-from remediations.backupjobs import JobView, job_target, job_view, jobs_filter, latest_failure, parse_time
+from remediations.backupjobs import JobView, job_target, latest_failure, parse_time
+from remediations.backupreads import vault_jobs
 from remediations.errors import BadInput
 from remediations.target import Target
 
 from .alerts import read_trigger, resource_parts
+from .settings import parse_argv
 
 __all__ = ["UNFINISHED_JOB", "FixJob", "Skipped", "Sweep", "backup_jobs", "describe", "fix_jobs", "plan"]
 
@@ -48,9 +51,7 @@ class Sweep:
 def backup_jobs(azure: Azure, vault_id: str, hours: float) -> list[tuple[Target, JobView]]:
     """Every IaaS VM backup job of the vault started in the last `hours` (any status), with its VM."""
     sub, group, vault = resource_parts(vault_id)
-    flt = jobs_filter(datetime.now(timezone.utc), hours=hours)
-    views = azure.call(lambda: [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(vault, group, filter=flt)])
-    return [(t, j) for j in views if (t := job_target(j, sub, group)) is not None]
+    return [(t, j) for j in vault_jobs(azure, vault, group, hours=hours) if (t := job_target(j, sub, group)) is not None]
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,9 @@ def fix_jobs(azure: Azure, account_id: str, runbook: str, since: datetime) -> li
 
     A job's parameters are only on its own GET (listJobsByAutomationAccount.json has none), so each such
     job is read once; they are parsed exactly as the runbook parses them."""
-    from .automation import parse_argv
-
-    _, group, account = resource_parts(account_id)
+    resource_parts(account_id)  # not an account ID: BadInput before any read
     found: list[FixJob] = []
-    listed = azure.call(lambda: [j.as_dict() for j in azure.automation.job.list_by_automation_account(group, account)])
-    for item in listed:
+    for item in list_jobs(azure, account_id):
         props = item.get("properties") or item
         status = str(props.get("status") or "")
         created = parse_time(props.get("creation_time") or props.get("creationTime"))
@@ -86,7 +84,7 @@ def fix_jobs(azure: Azure, account_id: str, runbook: str, since: datetime) -> li
                 or (status not in UNFINISHED_JOB and (created is None or created < since)):
             continue
         name = str(item.get("name") or "")
-        job = azure.call(azure.automation.job.get, group, account, name).as_dict()
+        job = get_job(azure, account_id, name)
         params: dict[str, Any] = (job.get("properties") or job).get("parameters") or {}
         try:
             data, _ = parse_argv(["job", *(str(v) for v in params.values())], "fix_backup_failure")

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from remediations.armid import is_guid
+
 __all__ = ["FIX_RUNBOOK", "MAX_BODY", "PARAMETER", "RELAY_RUNBOOK", "SCHEMA_ID", "SERVICE", "Ignored", "RelayStart",
            "job_name", "relay_request"]
 
@@ -38,7 +40,6 @@ SCHEMA_ID = "azureMonitorCommonAlertSchema"
 SERVICE = "Azure Backup"
 MAX_BODY = 262144  # bytes of RequestBody the relay forwards; a larger body is ignored
 _PS7_WEBHOOK = re.compile(r"RequestBody:(\{.*\}),RequestHeader:", re.I | re.S)
-_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def relay_request(webhook_data: Any, *, mode: str = "dry-run", allow_disruptive:
     """The job the relay starts for `webhook_data` (its WebhookData), or why it starts none."""
     if mode not in ("apply", "dry-run"):
         raise ValueError(f"mode {mode!r}")
-    if client_id is not None and not _GUID.fullmatch(client_id):
+    if client_id is not None and not is_guid(client_id):
         raise ValueError("client_id is not a GUID")
     body = _request_body(webhook_data)
     if not isinstance(body, str) or not body.strip():

@@ -1,0 +1,61 @@
+"""Backup reads shared by diagnosis, trigger-backup and the Automation adapter: where a VM is protected, its
+recent backup jobs, a vault's jobs, one job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .armid import parse_resource_id
+from .azure import Azure
+from .backupjobs import JobView, for_vm, job_view, jobs_filter
+from .reads import VmView
+
+__all__ = ["BackupItem", "backup_item", "backup_job", "recent_jobs", "vault_jobs"]
+
+
+@dataclass(frozen=True)
+class BackupItem:
+    """Where a VM is protected: vault (name, group, id), container and item names."""
+
+    vault_id: str
+    vault: str
+    vault_group: str
+    container: str
+    item: str
+    policy: str | None = None
+
+
+def backup_item(azure: Azure, vm: VmView) -> BackupItem | None:
+    """Where the VM is protected (the backup-status lookup), or None when it is not."""
+    from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
+
+    status = azure.call(azure.backup.backup_status.get, vm.location,
+                        BackupStatusRequest(resource_type="VM", resource_id=vm.id)).as_dict()
+    vault_id = status.get("vaultId")
+    if str(status.get("protectionStatus", "")).lower() != "protected" or not vault_id:
+        return None
+    vault = parse_resource_id(vault_id, type="Microsoft.RecoveryServices/vaults")
+    return BackupItem(vault_id, vault.name, vault.resource_group, status.get("containerName") or "",
+                      status.get("protectedItemName") or "", status.get("policyName"))
+
+
+def recent_jobs(azure: Azure, item: BackupItem, vm_name: str, *, days: int = 7) -> tuple[JobView, ...]:
+    """The VM's backup jobs of the last `days` days, newest first (one list call, paged)."""
+    flt = jobs_filter(datetime.now(timezone.utc), hours=24 * days)
+
+    def fetch() -> list[JobView]:
+        return [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(item.vault, item.vault_group, filter=flt)]
+
+    return tuple(for_vm(azure.call(fetch), vm_name, item.container))
+
+
+def vault_jobs(azure: Azure, vault: str, group: str, *, hours: float = 24, status: str | None = None) -> list[JobView]:
+    """The vault's IaaS VM backup jobs started in the last `hours` (optionally of one status), all pages."""
+    flt = jobs_filter(datetime.now(timezone.utc), hours=hours, status=status)
+    return azure.call(lambda: [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(vault, group, filter=flt)])
+
+
+def backup_job(azure: Azure, vault: str, group: str, job_id: str) -> JobView:
+    """One backup job (JobDetails_Get) as a JobView; its REST JSON (operation, …) is in `.raw`."""
+    return job_view(azure.call(azure.backup.job_details.get, vault, group, job_id).as_dict())

@@ -1,0 +1,31 @@
+"""Which VMs to work on: those with a failed backup job in a vault, or every VM of a resource group."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .azure import Azure
+from .backupjobs import JobView, job_target, job_view, jobs_filter
+from .target import Target
+
+__all__ = ["failed_vms", "list_vms"]
+
+
+def failed_vms(azure: Azure, vault: str, group: str, *, hours: float = 24) -> list[Target]:
+    """The VMs with a failed backup job in the vault during the last `hours`, from the job list."""
+    flt = jobs_filter(datetime.now(timezone.utc), hours=hours, status="Failed")
+
+    def fetch() -> list[JobView]:
+        return [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(vault, group, filter=flt)]
+
+    seen: dict[str, Target] = {}
+    for job in azure.call(fetch):
+        if (t := job_target(job, azure.subscription, group)) is not None:
+            seen.setdefault(t.id.lower(), t)
+    return list(seen.values())
+
+
+def list_vms(azure: Azure, group: str) -> list[Target]:
+    """Every VM in a resource group."""
+    names = azure.call(lambda: [vm.name for vm in azure.compute.virtual_machines.list(group)])
+    return [Target(subscription=azure.subscription, resource_group=group, name=n) for n in names]

@@ -1,0 +1,167 @@
+"""`diagnose`, `fix` and `apply`: verdicts, then plan, confirm, apply and verify, now or from a saved plan.
+
+Input is validated before any client exists, so bad input sends nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from remediations.errors import BadInput
+from remediations.target import Target, parse_target
+
+from . import planfile, render
+from .catalog import UNKNOWN, lookup, match_error
+from .connection import Where, connect, group_of, where_from
+from .engine import VmReport
+from .fleet import bound_apply, check_audit, confirm, guarded, options, run_fleet, unless_stopped
+from .output import emit
+
+__all__ = ["MAX_SINCE_HOURS", "cmd_apply", "cmd_diagnose", "cmd_fix"]
+
+MAX_SINCE_HOURS = 180 * 24  # assumed bound: a backup job list further back is not a useful fix scope
+
+
+def _parse_targets(args: argparse.Namespace, where: Where) -> list[Target]:
+    return [parse_target(v, group_of(args, where), where.subscription) for v in args.vms]
+
+
+def _since_hours(text: str) -> int:
+    m = re.fullmatch(r"([0-9]{1,6})([hd])", text.strip(), re.ASCII)
+    if not m:
+        raise BadInput(f"--since {text!r}: use hours or days in ASCII digits, e.g. 24h or 3d")
+    hours = int(m.group(1)) * (24 if m.group(2) == "d" else 1)
+    if not 1 <= hours <= MAX_SINCE_HOURS:
+        raise BadInput(f"--since {text!r}: must be 1h..{MAX_SINCE_HOURS // 24}d")
+    return hours
+
+
+def _check_error(code: str | None) -> None:
+    if code is None:
+        return
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,99}|[0-9]{1,9}", code, re.ASCII):
+        raise BadInput(f"--error {code!r}: want an error code such as ExtensionSnapshotFailedNoNetwork, or E1..E5")
+    if lookup(code) is None and match_error(code)[0] is UNKNOWN:
+        raise BadInput(f"--error {code!r}: unknown error code; see `python -m runbooks list`")
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Verdicts only; read-only in the HTTP pipeline."""
+    _check_error(args.error)
+    where = where_from(args)
+    targets = _parse_targets(args, where)
+    from .engine import investigate
+
+    with connect(where, read_only=True) as clients:
+        opts = options(args, clients)
+        reports = [guarded(t, lambda t=t: VmReport(t, "planned", "", investigate(clients(t.subscription), t, opts)))  # type: ignore[misc]
+                   for t in targets]
+    return emit(args, "diagnose", reports, show_plan=False)
+
+
+def cmd_fix(args: argparse.Namespace) -> int:
+    """Diagnose, plan, confirm, apply, verify: one VM, several, or every failed VM of a vault."""
+    _check_error(args.error)
+    where = where_from(args)
+    if args.concurrency < 1 or args.concurrency > 32:
+        raise BadInput("--concurrency must be 1..32")
+    if not 1 <= args.retention_days <= 9999:
+        raise BadInput("--retention-days must be 1..9999")
+    if args.from_vault and args.vms:
+        raise BadInput("give VMs or --from-vault, not both")
+    targets = _parse_targets(args, where)
+    hours = _since_hours(args.since)
+    if args.from_vault:
+        if not group_of(args, where):
+            raise BadInput("--from-vault needs the vault's resource group (-g)")
+        if not where.subscription:
+            raise BadInput("--from-vault needs a subscription: pass --subscription or set AZURE_SUBSCRIPTION_ID")
+        parse_target(args.from_vault, group_of(args, where), where.subscription)  # same naming rules as a VM
+    elif not targets:
+        raise BadInput("name at least one VM, or use --from-vault VAULT -g RG")
+    if args.plan_out:
+        planfile.check_writable(Path(args.plan_out))
+    plan_only = args.dry_run or bool(args.plan_out)
+    interactive = not plan_only and not args.yes
+    if not plan_only:
+        check_audit(args)
+    with connect(where, read_only=plan_only or interactive) as clients:
+        if args.from_vault:
+            from remediations.inventory import failed_vms
+
+            targets = failed_vms(clients.default(), args.from_vault, group_of(args, where) or "", hours=hours)
+        reports = run_fleet(clients, targets, options(args, clients, dry_run=plan_only or interactive), args,
+                            concurrency=args.concurrency)
+    if args.plan_out:
+        _save_plan(Path(args.plan_out), args, reports)
+    if not interactive or not any(r.changes() for r in reports):
+        return unless_stopped(lambda: emit(args, "fix", reports))
+    if args.output == "json":
+        return emit(args, "fix", reports, code=3,
+                    extra={"applied": False, "reason": "not applied: pass --yes to apply without a prompt"})
+    emit(args, "plan", reports)
+    if not sys.stdin.isatty():
+        print("Not applied: no confirmation (pass --yes to apply without a prompt).")
+        return 3
+    if not confirm():
+        print("Not applied.")
+        return 3
+    with connect(where, read_only=False) as clients:
+        reports, refused = bound_apply(clients, args, options(args, clients), reports, ask=True,
+                                       concurrency=args.concurrency)
+    code = unless_stopped(lambda: emit(args, "fix", reports))
+    if refused:
+        print("Not applied: " + "; ".join(refused))
+        return max(code, 1)
+    return code
+
+
+def _save_plan(path: Path, args: argparse.Namespace, reports: list[VmReport]) -> None:
+    saved = {"error": args.error, "allow_disruptive": args.allow_disruptive, "backup": not args.no_backup,
+             "mode": args.mode, "retention_days": args.retention_days}
+    planfile.save(path, saved, reports, [render.report_json(r)["plans"] for r in reports])
+    print(f"Saved the plan to {path}; apply it with: python -m runbooks apply {path}", file=sys.stderr)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Re-plan every VM of a saved plan; refuse, showing the drift, unless it still matches; apply only that plan."""
+    saved = planfile.load(args.plan_file)
+    where = where_from(args)
+    targets = saved.targets()
+    o = saved.options
+    opts = {"error": o.error, "allow_disruptive": o.allow_disruptive or args.allow_disruptive,
+            "backup": o.backup, "egress_mode": o.mode, "retention_days": o.retention_days}
+    if not args.dry_run:
+        check_audit(args)
+    with connect(where, read_only=True) as clients:
+        now = run_fleet(clients, targets, options(args, clients, dry_run=True, **opts), args, concurrency=4)
+    planned = [list(v.changes) for v in saved.vms]
+    drift = [ln for t, changes, r in zip(targets, planned, now, strict=True)
+             for ln in planfile.diff(t.name, changes, planfile.fingerprint(r))]
+    if drift:
+        print("Refusing to apply: the state changed since the plan was saved.\n" + "\n".join(drift))
+        return 1
+    if args.dry_run:
+        return emit(args, "apply", now, extra={"applied": False, "reason": "dry run: the plan still matches"})
+    if not args.yes:
+        why = "Not applied: pass --yes to apply the saved plan without a prompt."
+        if args.output == "json":
+            return emit(args, "apply", now, code=3, extra={"applied": False, "reason": why})
+        if not sys.stdin.isatty():
+            print(why)
+            return 3
+        emit(args, "plan", now)
+        if not confirm():
+            print("Not applied.")
+            return 3
+    with connect(where, read_only=False) as clients:
+        reports, refused = bound_apply(clients, args, options(args, clients, **opts), now, ask=False,
+                                       concurrency=4)
+    code = unless_stopped(lambda: emit(args, "apply", reports))
+    if refused:
+        print("Refusing to apply: the state changed since the plan was saved.\n" + "\n".join(refused))
+        return 1
+    return code
