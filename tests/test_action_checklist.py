@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import pytest
 from conftest import FAST_RETRY, mutating
+from support.rbac import rbac_action, rbac_table
 
 import remediations.actions
 from armsim import DEMO_SUBSCRIPTION
@@ -43,19 +44,6 @@ RG = "rg-demo"
 
 
 # --- the places, as code ------------------------------------------------------------------------
-@cache
-def rbac_map() -> list[tuple[str, re.Pattern[str], str]]:
-    """azure-automation/rbac-map.json: (method, path pattern, RBAC action) per ARM request the runbooks make."""
-    rows = json.loads((AA / "rbac-map.json").read_text(encoding="utf-8"))["requests"]
-    return [(r["method"], re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(r["path"])) + "/?", re.I),
-             r["action"]) for r in rows]
-
-
-def rbac_action(method: str, path: str) -> str | None:
-    """The RBAC action Azure checks for a request, per rbac-map.json; None when it is not mapped."""
-    return next((a for m, p, a in rbac_map() if m == method and p.fullmatch(path)), None)
-
-
 def granted() -> set[str]:
     """What the Automation account's remediator role grants (azure-automation/deploy.json)."""
     return set(json.loads((AA / "deploy.json").read_text(encoding="utf-8"))["variables"]["remediatorActions"])
@@ -75,7 +63,7 @@ def gaps(name: str, facts: Any) -> list[str]:
         return [f"{name}: not in the registry (remediations/actions/__init__.py)"]
     if not (getattr(cls, "summary", "") and issubclass(cls.Params, ActionParams) and cls.permissions):
         out.append(f"{name}: summary, Params or permissions missing on {cls.__name__}")
-    mapped = {a for _, _, a in rbac_map()}
+    mapped = {a for _, _, a in rbac_table()}
     out += [f"{name}: permission {p} is in no row of azure-automation/rbac-map.json"
             for p in cls.permissions if p not in mapped]
     fixing = [c for c in CAUSES.values() if name in c.fixes]

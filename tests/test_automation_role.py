@@ -15,6 +15,7 @@ from typing import Any
 
 from conftest import BROKEN, DEMO_VMS
 from support.automation import ACCOUNT_ID, VAULT_ID, failed_job, sample
+from support.rbac import rbac_action, rbac_table
 from support.runs import AA_DIR, run_entry
 
 from armsim import Server
@@ -48,17 +49,6 @@ def resources(t: dict[str, Any]) -> list[dict[str, Any]]:
 
 def of_type(kind: str) -> list[dict[str, Any]]:
     return [r for r in resources(template()) if r["type"].lower() == kind.lower()]
-
-
-@cache
-def rbac_table() -> list[tuple[str, re.Pattern[str], str]]:
-    rows = json.loads((AA_DIR / "rbac-map.json").read_text(encoding="utf-8"))["requests"]
-    return [(r["method"], re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(r["path"])) + "/?", re.I),
-             r["action"]) for r in rows]
-
-
-def rbac_action(method: str, path: str) -> str | None:
-    return next((a for m, p, a in rbac_table() if m == method and p.fullmatch(path)), None)
 
 
 def role_actions() -> tuple[set[str], set[str]]:
