@@ -6,4 +6,5 @@ test module. Shared data (the demo fleet's VM names, the transient faults, FAST_
 - `demo`: the demo fleet's place and armsim's model of a VM; `automation`: the deployment's IDs and payloads.
 - `egress`, `guest`: an action's params for a demo VM, and NSG rules in armsim's model.
 - `linux_guest`: a fake Linux guest the Run Command scripts run against under bash and dash.
+- `rbac`: azure-automation/rbac-map.json read once (request -> RBAC action).
 """
