@@ -42,17 +42,13 @@ def backup_item(azure: Azure, vm: VmView) -> BackupItem | None:
 
 def recent_jobs(azure: Azure, item: BackupItem, vm_name: str, *, days: int = 7) -> tuple[JobView, ...]:
     """The VM's backup jobs of the last `days` days, newest first (one list call, paged)."""
-    flt = jobs_filter(datetime.now(timezone.utc), hours=24 * days)
-
-    def fetch() -> list[JobView]:
-        return [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(item.vault, item.vault_group, filter=flt)]
-
-    return tuple(for_vm(azure.call(fetch), vm_name, item.container))
+    return tuple(for_vm(vault_jobs(azure, item.vault, item.vault_group, hours=24 * days), vm_name, item.container))
 
 
-def vault_jobs(azure: Azure, vault: str, group: str, *, hours: float = 24, status: str | None = None) -> list[JobView]:
-    """The vault's IaaS VM backup jobs started in the last `hours` (optionally of one status), all pages."""
-    flt = jobs_filter(datetime.now(timezone.utc), hours=hours, status=status)
+def vault_jobs(azure: Azure, vault: str, group: str, *, hours: float = 24, status: str | None = None,
+               now: datetime | None = None) -> list[JobView]:
+    """The vault's IaaS VM backup jobs started in the `hours` before `now` (optionally of one status), all pages."""
+    flt = jobs_filter(now or datetime.now(timezone.utc), hours=hours, status=status)
     return azure.call(lambda: [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(vault, group, filter=flt)])
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from .azure import Azure
-from .backupjobs import JobView, job_target, job_view, jobs_filter
+from .backupjobs import job_target
+from .backupreads import vault_jobs
 from .target import Target
 
 __all__ = ["failed_vms", "list_vms"]
@@ -13,13 +12,8 @@ __all__ = ["failed_vms", "list_vms"]
 
 def failed_vms(azure: Azure, vault: str, group: str, *, hours: float = 24) -> list[Target]:
     """The VMs with a failed backup job in the vault during the last `hours`, from the job list."""
-    flt = jobs_filter(datetime.now(timezone.utc), hours=hours, status="Failed")
-
-    def fetch() -> list[JobView]:
-        return [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(vault, group, filter=flt)]
-
     seen: dict[str, Target] = {}
-    for job in azure.call(fetch):
+    for job in vault_jobs(azure, vault, group, hours=hours, status="Failed"):
         if (t := job_target(job, azure.subscription, group)) is not None:
             seen.setdefault(t.id.lower(), t)
     return list(seen.values())

@@ -46,11 +46,10 @@ from ..backupjobs import (
     cap_warning,
     for_vm,
     job_view,
-    jobs_filter,
     parse_time,
     when,
 )
-from ..backupreads import backup_item
+from ..backupreads import backup_item, vault_jobs
 from ..errors import ArmCallError, OperationTimedOut
 from ..model import Change, Plan
 from ..polling import poll_until
@@ -150,8 +149,7 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
         it = azure.call(azure.backup.protected_items.get, vault, group, FABRIC, container, item).as_dict()
         props = it.get("properties") or {}
         now = datetime.now(timezone.utc)
-        pages = azure.call(lambda: [job_view(j.as_dict()) for j in azure.backup.backup_jobs.list(
-            vault, group, filter=jobs_filter(now))])
+        pages = vault_jobs(azure, vault, group, now=now)
         return BackupFacts(t.name, vm.power_state, True, vault, group, container, item,
                            str(props.get("lastBackupStatus") or ""), parse_time(props.get("lastBackupTime")),
                            tuple(for_vm(pages, t.name, container)), now)
