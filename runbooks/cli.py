@@ -8,7 +8,7 @@ import importlib
 import sys
 from typing import NoReturn
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "OUTPUTS", "build_parser", "main", "prog_name", "version"]
 
 EPILOG = """exit codes: 0 fixed or nothing to do, 1 failed, 2 bad input (nothing sent), 3 a manual or withheld step,
 130 interrupted (first Ctrl-C stops before the next write; a second exits at once).
@@ -17,6 +17,7 @@ RUNBOOKS_CA_BUNDLE / REQUESTS_CA_BUNDLE (CA for a custom endpoint)."""
 
 
 # command -> the module under runbooks/ whose cmd_<command> runs it
+OUTPUTS = ["text", "json", "table", "tsv"]
 COMMANDS = {"list": "cmd_catalog", "explain": "cmd_catalog", "diagnose": "cmd_fix", "fix": "cmd_fix",
             "apply": "cmd_fix", "action": "cmd_action", "demo": "cmd_demo"}
 
@@ -38,7 +39,22 @@ def _connection(p: argparse.ArgumentParser) -> None:
     g.add_argument("--credential", default="default", choices=["default", "managed-identity"])
     g.add_argument("--client-id", help="user-assigned managed identity client id")
     g.add_argument("--simulator", action="store_true", help="run against an in-process armsim demo fleet")
-    g.add_argument("--output", "-o", default="text", choices=["text", "json"])
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    """What every command takes (as `az` does): the output format, a JMESPath query, --verbose and --debug."""
+    g = p.add_argument_group("output")
+    g.add_argument("--output", "-o", default="text", choices=OUTPUTS,
+                   help="text (default), json (one document), table or tsv")
+    g.add_argument("--query", metavar="JMESPATH", help="JMESPath query over the JSON document (as in az)")
+    g.add_argument("--verbose", action="store_true", help="show each ARM call and each retry on stderr")
+    g.add_argument("--debug", action="store_true",
+                   help="--verbose plus request and response heads (Authorization and SAS redacted)")
+
+
+def _detailed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit DETAILED instead of 0 when causes are found or changes are pending")
 
 
 def _apply_flags(p: argparse.ArgumentParser) -> None:
@@ -50,22 +66,44 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
                                         "(default: ~/.local/state/azure-backup-runbooks/audit.jsonl)")
 
 
+def prog_name() -> str:
+    """How the user called us: `python -m runbooks`, or the console script's own name (azure-backup-runbooks)."""
+    import os
+
+    base = os.path.basename(sys.argv[0] or "")
+    return "python -m runbooks" if base in ("", "__main__.py", "-c") or base.startswith("python") else base
+
+
+def version() -> str:
+    """The installed distribution's version (the source tree's when not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("azure-backup-runbooks")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: list, explain, diagnose, fix, apply, action, demo."""
-    parser = _Parser(prog="python -m runbooks", description="Diagnose and fix Azure VM backup failures.",
+    parser = _Parser(prog=prog_name(), description="Diagnose and fix Azure VM backup failures.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="show the catalog of runbooks")
-    p.add_argument("--output", "-o", default="text", choices=["text", "json"])
+    _common(p)
     p = sub.add_parser("explain", help="show one runbook: its causes in order and their fixes")
     p.add_argument("code", help="E1..E5 or an error code, e.g. ExtensionSnapshotFailedNoNetwork")
-    p.add_argument("--output", "-o", default="text", choices=["text", "json"])
+    _common(p)
 
     p = sub.add_parser("diagnose", help="the verdict for every cause, nothing else (read-only)")
     p.add_argument("vms", nargs="+", metavar="VM", help="VM name (with -g) or full resource ID")
     p.add_argument("--error", help="diagnose for this error code instead of the latest failed job's")
+    _detailed(p)
     _connection(p)
+    _common(p)
 
     p = sub.add_parser("fix", help="diagnose, plan, apply and verify with a backup")
     p.add_argument("vms", nargs="*", metavar="VM", help="VM names (with -g) or full resource IDs")
@@ -78,12 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how allow-backup-egress writes NSG rules")
     p.add_argument("--retention-days", type=int, default=30, help="on-demand backup retention")
     p.add_argument("--concurrency", type=int, default=4, help="VMs fixed at the same time")
+    _detailed(p)
     _connection(p)
+    _common(p)
     _apply_flags(p)
 
     p = sub.add_parser("apply", help="apply a plan saved with fix --plan-out, refusing if state drifted")
     p.add_argument("plan_file", metavar="FILE")
     _connection(p)
+    _common(p)
     _apply_flags(p)
 
     p = sub.add_parser("action", help="run one remediation action by hand")
@@ -94,10 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any other action parameter, e.g. --param retention_days=7")
     _connection(p)
+    _common(p)
     _apply_flags(p)
 
     p = sub.add_parser("demo", help="start armsim in-process and fix the whole demo fleet for real over HTTPS")
-    p.add_argument("--output", "-o", default="text", choices=["text", "json"])
+    _common(p)
     p.add_argument("--no-disruptive", action="store_true", help="withhold disruptive steps")
     p.add_argument("--concurrency", type=int, default=3)
     return parser

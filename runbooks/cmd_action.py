@@ -13,8 +13,8 @@ from remediations.target import parse_target
 from . import render
 from .connection import connect, group_of, where_from
 from .fleet import check_audit, confirm
-from .output import say_for, style
 from .stop import STOP, interrupted_note
+from .term import say_for, style
 
 __all__ = ["cmd_action"]
 

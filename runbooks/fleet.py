@@ -14,8 +14,9 @@ from remediations.target import Target
 from . import planfile
 from .connection import Clients
 from .engine import Options, VmReport
-from .output import emit, say_for
+from .output import emit
 from .stop import STOP, interrupted_note, track
+from .term import say_for
 
 __all__ = ["ROUNDS", "Expect", "bound_apply", "check_audit", "confirm", "guarded", "options", "run_fleet",
            "unless_stopped"]

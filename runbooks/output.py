@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 from typing import Any
 
 from . import render
 from .engine import VmReport
+from .term import style
 
-__all__ = ["emit", "exit_code", "say_for", "style"]
-
-
-def say_for(args: argparse.Namespace) -> Callable[[str], None]:
-    """A progress printer: stderr under -o json (stdout stays one document), dimmed on a terminal."""
-    stream = sys.stderr if getattr(args, "output", "text") == "json" else sys.stdout
-    tty = stream.isatty()
-
-    def say(line: str) -> None:
-        stream.write(f"\033[2m… {line}\033[0m\n" if tty else f"… {line}\n")
-        stream.flush()
-    return say
-
-
-def style() -> render.Style:
-    """Colour only when stdout is a terminal."""
-    return render.Style(sys.stdout.isatty())
+__all__ = ["emit", "exit_code"]
 
 
 def exit_code(reports: list[VmReport]) -> int:
