@@ -251,6 +251,10 @@ class _App:
             "x-ms-correlation-request-id": str(uuid.uuid4()),
             **resp.headers,
         }
+        sas = str(self.sim.settings.extra.get("url_sas") or "")
+        for name in ("Location", "Azure-AsyncOperation") if sas else ():  # a signed operation URL (a secret)
+            if headers.get(name) and sas not in headers[name]:
+                headers[name] += ("&" if "?" in headers[name] else "?") + sas
         if payload and not text:
             headers["Content-Type"] = "application/json; charset=utf-8"
         headers["Content-Length"] = str(len(payload))

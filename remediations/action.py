@@ -131,9 +131,12 @@ class Action(Generic[P, F]):
         return cls.Params(**values)
 
     # --- apply ---------------------------------------------------------------------------------
-    def apply(self, azure: Azure, params: P, *, consent: bool = False, on_change: OnChange | None = None,
+    def apply(self, azure: Azure, params: P, *, consent: bool | str = False, on_change: OnChange | None = None,
               progress: Progress | None = None) -> Outcome:
-        """Re-plan, withhold what needs consent, execute each change, then re-plan to verify convergence."""
+        """Re-plan, withhold what needs consent, execute each change, then re-plan to verify convergence.
+
+        `consent` (truthy) allows disruptive steps; a string names whose consent it is, and the Outcome of a
+        disruptive step that ran says so in its evidence."""
         target = str(params.target)
         run = _Run()
         try:
@@ -151,7 +154,7 @@ class Action(Generic[P, F]):
 
             run.applied = azure.call(unit, also=lambda e: self.also_retry(e) or id(e) in run.unsure)
             after = azure.call(self.preview, azure, self.verify_params(params, run.result))
-            return self._verified(target, run.applied, after, run)
+            return self._verified(target, run.applied, after, run, consent)
         except ArmCallError as e:
             return self._failed(target, run, e)
         except RemediationError:
@@ -161,7 +164,7 @@ class Action(Generic[P, F]):
                 return self._failed(target, run, arm_error(e))
             raise
 
-    def _not_now(self, plan: Plan, target: str, consent: bool) -> Outcome | None:
+    def _not_now(self, plan: Plan, target: str, consent: bool | str) -> Outcome | None:
         """The Outcome when nothing is to be done now (nothing planned, or disruptive without consent); else None."""
         if plan.empty:
             return Outcome(action=self.name, target=target, status="unchanged", reason=plan.reason,
@@ -217,12 +220,17 @@ class Action(Generic[P, F]):
             code = arm_error(error).code if isinstance(error, Exception) else type(error).__name__
             on_change(change, azure.last_correlation_id(), f"{verdict}: {code}")
 
-    def _verified(self, target: str, applied: list[Change], after: Plan, run: _Run) -> Outcome:
-        """The Outcome once the unit ran: unchanged (done meanwhile), failed (did not converge) or changed."""
+    def _verified(self, target: str, applied: list[Change], after: Plan, run: _Run,
+                  consent: bool | str = False) -> Outcome:
+        """The Outcome once the unit ran: unchanged (done meanwhile), failed (did not converge) or changed.
+
+        A changed Outcome's reason is the re-plan's: the state now, as verified. Each disruptive step that ran
+        adds an evidence line naming whose consent allowed it."""
         if not applied and not run.maybe_done and after.empty:  # done meanwhile by someone else
             return Outcome(action=self.name, target=target, status="unchanged", reason=after.reason,
                            evidence=[*run.evidence, *after.notes], correlation_ids=run.correlation, result=run.result)
         applied = applied or run.maybe_done  # a write whose answer was lost, then found carried out
+        run.evidence += _consented(applied, consent)
         if not after.empty:
             return Outcome(action=self.name, target=target, status="failed", changes=applied,
                            reason="did not converge: still planned: " + "; ".join(c.summary for c in after.changes),
@@ -238,6 +246,12 @@ class Action(Generic[P, F]):
         return Outcome(action=self.name, target=target, status="failed", changes=run.applied,
                        reason=f"{e.code}: {e.message}", error_code=e.code, error_status=e.status,
                        evidence=run.evidence, correlation_ids=run.correlation, result=run.result)
+
+
+def _consented(applied: list[Change], consent: bool | str) -> list[str]:
+    """One evidence line per disruptive step carried out: what it was and whose consent allowed it."""
+    who = consent if isinstance(consent, str) and consent else "given by the caller"
+    return [f"disruptive: {c.summary}; consent: {who}" for c in applied if c.disruptive]
 
 
 def _settle(azure: Azure) -> None:

@@ -2,10 +2,14 @@
 
 - Target cloud: AzureCloud, AzureChinaCloud, AzureUSGovernment, or a custom ARM endpoint.
 - Credential: DefaultAzureCredential, or ManagedIdentityCredential (optional client id); a
-  loopback endpoint (armsim) takes no credential at all, and only a loopback one may.
+  loopback endpoint (armsim) takes no credential at all, and only a loopback one may (a credential
+  object given in code is always used as given).
 - Retries: tenacity, here only. The SDK's own RetryPolicy is set to zero so the two never multiply.
   Transient = 408/429/500/502/503/504, 409 codes that mean "busy", and connection errors;
-  Retry-After is honoured (capped); attempts and total time are bounded.
+  Retry-After is honoured (capped); attempts and total time are bounded. An untrusted certificate or a
+  refused connection is not transient: it raises errors.Unreachable at once, naming the endpoint.
+- Call log: httplog.CallLog replaces the SDK's HttpLoggingPolicy; every attempt and every retry is a
+  record on the `remediations.http` logger (INFO; DEBUG adds the heads), secrets redacted.
 - Read-only mode: a pipeline policy refuses PUT/PATCH/DELETE and any POST not on an allow-list
   before the request leaves the process (the dry-run guarantee).
 SDK modules are imported lazily, inside the properties that need them.
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
+from . import httplog
 from .endpoint import check_endpoint
 from .errors import BadInput, ReadOnlyViolation, arm_error
 from .scripts import SCRIPTS
@@ -202,11 +207,12 @@ class Azure:
             "per_call_policies": [_ReadOnlyPolicy(c.read_only)],
             "per_retry_policies": [_Recorder(self), self.poll_guard],
             "logging_enable": False,
+            "http_logging_policy": httplog.CallLog(),  # the SDK's would log a Location's SAS at INFO
             "read_timeout": c.read_timeout,
         }
         if c.ca_bundle:
             kw["connection_verify"] = c.ca_bundle
-        if c.loopback:
+        if c.loopback and self._credential is None:
             kw["authentication_policy"] = SansIOHTTPPolicy()
         return kw
 
@@ -281,15 +287,25 @@ class Azure:
                 return min(asked, s.retry_after_cap)
             return min(s.backoff_max, s.backoff * 2 ** (state.attempt_number - 1)) * (0.5 + random.random() / 2)
 
-        token = _inside_retry.set(True)
+        def before(state: tenacity.RetryCallState) -> None:
+            httplog.ATTEMPT.set(state.attempt_number)  # the call log names the attempt of each request
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            if exc is not None:
+                httplog.retrying(state.attempt_number, s.attempts, state.upcoming_sleep, exc)
+
+        token, attempt = _inside_retry.set(True), httplog.ATTEMPT.set(None)
         try:
             retrying = tenacity.Retrying(
                 retry=tenacity.retry_if_exception(retryable),
                 stop=tenacity.stop_after_attempt(s.attempts) | tenacity.stop_after_delay(s.max_seconds),
-                wait=wait, reraise=True, sleep=s.sleep or tenacity.nap.sleep)
+                wait=wait, reraise=True, sleep=s.sleep or tenacity.nap.sleep,
+                before=before, before_sleep=before_sleep)
             return retrying(fn, *args, **kwargs)
         finally:
             _inside_retry.reset(token)
+            httplog.ATTEMPT.reset(attempt)
 
     # --- the record of one write, per thread (for the audit trail) -----------------------------
     def start_write(self) -> None:

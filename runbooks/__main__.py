@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK: `python -m runbooks` answers tab completion (argcomplete's global completion)
 """`python -m runbooks`."""
 
 import sys

@@ -11,20 +11,33 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from remediations.errors import BadInput
 from remediations.model import Change
 from remediations.target import Target
 
-__all__ = ["OUTCOMES", "AuditTrail", "default_audit_path"]
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["OUTCOMES", "AuditTrail", "audit_path", "default_audit_path"]
 
 OUTCOMES = ("sending", "applied", "failed", "unknown")
 
 
-def default_audit_path() -> Path:
-    """$XDG_STATE_HOME/azure-backup-runbooks/audit.jsonl (default ~/.local/state/…)."""
+def default_audit_path(simulator: bool = False) -> Path:
+    """The user's audit file, $XDG_STATE_HOME/azure-backup-runbooks/audit.jsonl (default ~/.local/state/…);
+    audit-simulator.jsonl beside it for simulator runs."""
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "azure-backup-runbooks" / "audit.jsonl"
+    return Path(base) / "azure-backup-runbooks" / ("audit-simulator.jsonl" if simulator else "audit.jsonl")
+
+
+def audit_path(args: argparse.Namespace) -> Path:
+    """--audit-file if given; else the simulator's own file for --simulator and demo, never the real trail."""
+    if getattr(args, "audit_file", None):
+        return Path(args.audit_file)
+    simulated = bool(getattr(args, "simulator", False)) or getattr(args, "command", None) == "demo"
+    return default_audit_path(simulator=simulated)
 
 
 class AuditTrail:

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK: this module answers shell tab completion (argcomplete; see `_complete`)
 """`python -m runbooks`: the command line. Only the standard library is imported here, so --help is cheap;
 each command lives in a `cmd_*` module (catalog, fix, action, demo), imported when it runs."""
 
@@ -5,13 +6,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import NoReturn
 
-__all__ = ["COMMANDS", "OUTPUTS", "build_parser", "main", "prog_name", "version"]
+__all__ = ["COMMANDS", "OUTPUTS", "PIPE_CLOSED", "build_parser", "main", "prog_name", "version"]
 
 EPILOG = """exit codes: 0 fixed or nothing to do, 1 failed, 2 bad input (nothing sent), 3 a manual or withheld step,
 130 interrupted (first Ctrl-C stops before the next write; a second exits at once).
+--detailed-exitcode (diagnose, fix --dry-run / --plan-out): 4 instead of 0 when causes are found (diagnose) or
+changes are pending (fix); 0 then means healthy / no changes. 1, 2 and 3 keep their meaning and win over 4.
 environment: AZURE_SUBSCRIPTION_ID (default subscription), RUNBOOKS_ARM_ENDPOINT (custom ARM endpoint),
 RUNBOOKS_CA_BUNDLE / REQUESTS_CA_BUNDLE (CA for a custom endpoint)."""
 
@@ -54,7 +58,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _detailed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detailed-exitcode", action="store_true",
-                   help="exit DETAILED instead of 0 when causes are found or changes are pending")
+                   help="exit 4 instead of 0 when causes are found (diagnose) or changes are pending "
+                        "(fix --dry-run / --plan-out)")
 
 
 def _apply_flags(p: argparse.ArgumentParser) -> None:
@@ -63,7 +68,30 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-disruptive", action="store_true",
                    help="consent to disruptive steps (power off, VM restart)")
     p.add_argument("--audit-file", help="append a JSON line per write (intent, then outcome) here "
-                                        "(default: ~/.local/state/azure-backup-runbooks/audit.jsonl)")
+                                        "(default: ~/.local/state/azure-backup-runbooks/audit.jsonl; "
+                                        "with --simulator, audit-simulator.jsonl there)")
+
+
+def _action_names(**_: object) -> list[str]:
+    """Tab completion of `action NAME`: the action names (the registry only, no SDK module is imported)."""
+    from remediations.actions import action_names
+
+    return list(action_names())
+
+
+def _error_codes(**_: object) -> list[str]:
+    """Tab completion of `explain CODE` and `--error CODE`: E1..E5, then every error code of the catalog."""
+    from .catalog import CATALOG
+
+    return [e.id for e in CATALOG] + sorted({code for e in CATALOG for code in e.codes})
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """When a shell asks for completions (argcomplete sets _ARGCOMPLETE), answer and exit; else cost nothing."""
+    if "_ARGCOMPLETE" in os.environ:
+        import argcomplete
+
+        argcomplete.autocomplete(parser, always_complete_options=False)  # options once a "-" is typed
 
 
 def prog_name() -> str:
@@ -95,19 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="show the catalog of runbooks")
     _common(p)
     p = sub.add_parser("explain", help="show one runbook: its causes in order and their fixes")
-    p.add_argument("code", help="E1..E5 or an error code, e.g. ExtensionSnapshotFailedNoNetwork")
+    p.add_argument("code", help="E1..E5 or an error code, e.g. ExtensionSnapshotFailedNoNetwork"
+                   ).completer = _error_codes  # type: ignore[attr-defined]
     _common(p)
 
     p = sub.add_parser("diagnose", help="the verdict for every cause, nothing else (read-only)")
     p.add_argument("vms", nargs="+", metavar="VM", help="VM name (with -g) or full resource ID")
-    p.add_argument("--error", help="diagnose for this error code instead of the latest failed job's")
+    p.add_argument("--error", help="diagnose for this error code instead of the latest failed job's"
+                   ).completer = _error_codes  # type: ignore[attr-defined]
     _detailed(p)
     _connection(p)
     _common(p)
 
     p = sub.add_parser("fix", help="diagnose, plan, apply and verify with a backup")
     p.add_argument("vms", nargs="*", metavar="VM", help="VM names (with -g) or full resource IDs")
-    p.add_argument("--error", help="the error to fix (default: the VM's latest failed backup job)")
+    p.add_argument("--error", help="the error to fix (default: the VM's latest failed backup job)"
+                   ).completer = _error_codes  # type: ignore[attr-defined]
     p.add_argument("--from-vault", metavar="VAULT", help="every VM with a failed backup job in this vault (-g)")
     p.add_argument("--since", default="24h", help="with --from-vault: how far back (e.g. 24h, 3d)")
     p.add_argument("--plan-out", metavar="FILE", help="save the plan (implies --dry-run); apply it later")
@@ -128,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     _apply_flags(p)
 
     p = sub.add_parser("action", help="run one remediation action by hand")
-    p.add_argument("name", help="action name (see `list`)")
+    p.add_argument("name", help="action name (see `list`)").completer = _action_names  # type: ignore[attr-defined]
     p.add_argument("vm", metavar="VM", help="VM name (with -g) or full resource ID")
     p.add_argument("--force", action="store_true", help="act even if nothing looks broken")
     p.add_argument("--mode", choices=["service-tag", "ip-ranges"], help="allow-backup-egress: rule style")
@@ -145,16 +176,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PIPE_CLOSED = 141  # 128 + SIGPIPE: the status a shell reports for a Unix tool whose reader went away
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; when the reader of stdout goes away (`| head`), exit quietly with 141, as Unix tools do."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback in the interpreter's last flush
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+        return PIPE_CLOSED
+
+
+def _main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn bad input into one error line and exit code 2."""
-    args = build_parser().parse_args(argv)
-    from remediations.errors import BadInput, Interrupted, RemediationError, arm_error
+    parser = build_parser()
+    _complete(parser)
+    args = parser.parse_args(argv)
+    from remediations.errors import BadInput, Interrupted, RemediationError, Unreachable, one_line
 
     from .stop import install, interrupted_note
 
+    if args.verbose or args.debug:  # each ARM call and retry on stderr (redacted); stdout stays the document
+        from remediations.httplog import show
+
+        show(sys.stderr, debug=args.debug)
     if args.command in ("fix", "apply", "action", "demo"):
         install()  # first Ctrl-C: stop before the next write; second: exit at once
     try:
+        if args.query:
+            from .formats import compile_query
+
+            compile_query(args.query)  # a bad --query is bad input: refused before any request
         module = importlib.import_module(f".{COMMANDS[args.command]}", __package__)
         return int(getattr(module, f"cmd_{args.command}")(args))
     except BadInput as e:
@@ -163,12 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Interrupted):
         print(interrupted_note(), file=sys.stderr)
         return 130
+    except Unreachable as e:  # the endpoint, not one VM: at once (never retried), with what to do
+        hint = "pass --ca-bundle FILE or set REQUESTS_CA_BUNDLE" if e.kind == "tls" \
+            else "check --arm-endpoint / RUNBOOKS_ARM_ENDPOINT"
+        print(f"error: {e}; {hint}", file=sys.stderr)
+        return 1
     except RemediationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # an ARM failure before any VM's work (e.g. listing a vault's jobs): one line
         if not type(e).__module__.startswith("azure."):
             raise
-        err = arm_error(e)
-        print(f"error: {err.code}: {err.message}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 1

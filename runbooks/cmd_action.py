@@ -13,6 +13,8 @@ from remediations.target import parse_target
 from . import render
 from .connection import connect, group_of, where_from
 from .fleet import check_audit, confirm
+from .formats import is_machine, print_doc
+from .output import action_rows
 from .stop import STOP, interrupted_note
 from .term import say_for, style
 
@@ -47,15 +49,15 @@ def cmd_action(args: argparse.Namespace) -> int:
         check_audit(args)
     with connect(where, read_only=args.dry_run or not args.yes) as clients:
         plan = action.preview(clients(target.subscription), params)
-    as_json = args.output == "json"
+    as_json = is_machine(args)  # -o json|table|tsv or --query: stdout holds one document
     plan_doc = plan.model_dump(exclude={"changes": {"__all__": {"data"}}})
 
     def done(code: int, outcome: Any = None, note: str = "") -> int:
         if as_json:
-            print(render.dumps({"command": "action", "action": args.name, "vm": target.id, "plan": plan_doc,
-                                "outcome": None if outcome is None else outcome.model_dump(
-                                    exclude={"changes": {"__all__": {"data"}}}),
-                                "note": note or None, "exit_code": code}))
+            print_doc(args, {"command": "action", "action": args.name, "vm": target.id, "plan": plan_doc,
+                             "outcome": None if outcome is None else outcome.model_dump(
+                                 exclude={"changes": {"__all__": {"data"}}}),
+                             "note": note or None, "exit_code": code}, action_rows)
         elif note:
             print(note)
         return code
@@ -68,14 +70,17 @@ def cmd_action(args: argparse.Namespace) -> int:
         return done(3 if plan.empty and plan.manual else 0)
     if not args.yes and (as_json or not confirm()):
         return done(3, note="Not applied: no confirmation (pass --yes to apply without a prompt).")
-    from .audit import AuditTrail, default_audit_path
+    from .audit import AuditTrail, audit_path
 
-    audit = AuditTrail(args.audit_file or default_audit_path()).check()
+    audit = AuditTrail(audit_path(args)).check()
+    from .live import BEFORE_WRITE, Step, job_progress
     from .stop import follow
 
-    progress = follow(target, lambda status, info: say_for(args)(f"{target.name}: backup job {status}"))
-    with connect(where, read_only=False) as clients:
-        outcome = action.apply(clients(target.subscription), params, consent=args.allow_disruptive,
+    say = say_for(args)  # the live line on a terminal (cleared when the block ends), else plain lines
+    progress = follow(target, job_progress(target.name, say))
+    say(Step(target.name, f"applying {args.name}", hint=BEFORE_WRITE))
+    with say, connect(where, read_only=False) as clients:
+        outcome = action.apply(clients(target.subscription), params, consent="--allow-disruptive" if args.allow_disruptive else False,
                                on_change=audit.recorder(target), progress=progress)
     if STOP.is_set():
         print(interrupted_note(), file=sys.stderr)

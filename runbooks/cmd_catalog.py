@@ -1,22 +1,33 @@
-"""`list` and `explain`: the catalog of runbooks as text or JSON; no client, no request."""
+"""`list` and `explain`: the catalog of runbooks as text or one document (json, table, tsv); no request."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from remediations.errors import BadInput
 
-from . import render
 from .catalog import CATALOG, CAUSES, lookup
+from .formats import is_machine, print_doc
 
 __all__ = ["cmd_explain", "cmd_list"]
 
 
+def _list_rows(doc: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"Id": e["id"], "Codes": ",".join(e["codes"]), "Causes": ",".join(e["causes"]),
+             "Message": e["message"]} for e in doc]
+
+
+def _explain_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"Order": i, "Cause": c["id"], "Fixes": ",".join(c["fixes"]), "ManualSteps": len(c["manual"]),
+             "Title": c["title"]} for i, c in enumerate(doc["causes"], 1)]
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """The catalog: every runbook, its codes, its causes in order."""
-    if args.output == "json":
-        print(render.dumps([{"id": e.id, "message": e.message, "codes": e.codes, "causes": e.causes}
-                            for e in CATALOG]))
+    if is_machine(args):
+        print_doc(args, [{"id": e.id, "message": e.message, "codes": e.codes, "causes": e.causes}
+                         for e in CATALOG], _list_rows)
         return 0
     for e in CATALOG:
         print(f"{e.id}  {e.message}")
@@ -40,8 +51,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise BadInput(f"unknown error {args.code!r}; see `python -m runbooks list`")
     causes = [{"id": c, "title": CAUSES[c].title, "fixes": CAUSES[c].fixes, "manual": CAUSES[c].manual}
               for c in entry.causes]
-    if args.output == "json":
-        print(render.dumps({"id": entry.id, "message": entry.message, "codes": entry.codes, "causes": causes}))
+    if is_machine(args):
+        print_doc(args, {"id": entry.id, "message": entry.message, "codes": entry.codes, "causes": causes},
+                  _explain_rows)
         return 0
     print(f"{entry.id}: {entry.message}\ncodes: {', '.join(entry.codes)}\n")
     for i, c in enumerate(causes, 1):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 
 from . import simulator
+from .audit import audit_path
 from .connection import DEMO_GROUP, Where, connect
 from .fleet import options, run_fleet
+from .formats import is_machine
 from .output import emit
 
 __all__ = ["cmd_demo"]
@@ -19,13 +21,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     subscription = simulator.demo_subscription()  # without the sim extra: one error line, exit 2
     where = Where(subscription, "AzureCloud", None, None, "default", None, True)
-    args.audit_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), "azure-backup-runbooks-demo-audit.jsonl")
+    args.audit_file = str(audit_path(args))  # the simulator's own trail (audit-simulator.jsonl), never the real one
     with connect(where, read_only=False) as clients:
-        print(f"armsim demo fleet at {clients.endpoint} (subscription {subscription}, {DEMO_GROUP})\n")
+        where_to = sys.stderr if is_machine(args) else sys.stdout  # stdout holds one document under -o json
+        print(f"armsim demo fleet at {clients.endpoint} (subscription {subscription}, {DEMO_GROUP})\n",
+              file=where_to)
         targets = list_vms(clients.default(), DEMO_GROUP)
         opts = options(args, clients, allow_disruptive=not args.no_disruptive)
         reports = run_fleet(clients, targets, opts, args, concurrency=args.concurrency)
         code = emit(args, "demo", reports, extra={"audit_file": args.audit_file})
-    if args.output == "text":
+    if not is_machine(args):
         print(f"\naudit trail: {args.audit_file}")
     return code

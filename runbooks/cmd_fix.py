@@ -18,11 +18,21 @@ from .catalog import UNKNOWN, lookup, match_error
 from .connection import Where, connect, group_of, where_from
 from .engine import VmReport
 from .fleet import bound_apply, check_audit, confirm, guarded, options, run_fleet, unless_stopped
-from .output import emit
+from .formats import is_machine
+from .output import emit, exit_code
 
-__all__ = ["MAX_SINCE_HOURS", "cmd_apply", "cmd_diagnose", "cmd_fix"]
+__all__ = ["DETAILED", "MAX_SINCE_HOURS", "cmd_apply", "cmd_diagnose", "cmd_fix"]
 
 MAX_SINCE_HOURS = 180 * 24  # assumed bound: a backup job list further back is not a useful fix scope
+# --detailed-exitcode: causes found (diagnose) or changes pending (fix --dry-run) instead of 0. Terraform's 2 is
+# our bad input, and 1, 3 and 130 are taken; 4 is the next free code, below 64..78 (sysexits) and 126+ (shells).
+DETAILED = 4
+
+
+def _detailed(args: argparse.Namespace, reports: list[VmReport], pending: bool) -> int:
+    """The exit code: 1 failed, 3 manual or withheld, else with --detailed-exitcode DETAILED when `pending`, else 0."""
+    code = exit_code(reports)
+    return DETAILED if code == 0 and pending and getattr(args, "detailed_exitcode", False) else code
 
 
 def _parse_targets(args: argparse.Namespace, where: Where) -> list[Target]:
@@ -57,9 +67,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
     with connect(where, read_only=True) as clients:
         opts = options(args, clients)
-        reports = [guarded(t, lambda t=t: VmReport(t, "planned", "", investigate(clients(t.subscription), t, opts)))  # type: ignore[misc]
+        reports = [guarded(t, lambda t=t: VmReport(t, "diagnosed", "", investigate(clients(t.subscription), t, opts)))  # type: ignore[misc]
                    for t in targets]
-    return emit(args, "diagnose", reports, show_plan=False)
+    found = any(r.investigation.present for r in reports if r.investigation is not None)
+    return emit(args, "diagnose", reports, show_plan=False, code=_detailed(args, reports, found))
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
@@ -85,6 +96,9 @@ def cmd_fix(args: argparse.Namespace) -> int:
     if args.plan_out:
         planfile.check_writable(Path(args.plan_out))
     plan_only = args.dry_run or bool(args.plan_out)
+    if args.detailed_exitcode and not plan_only:
+        raise BadInput("--detailed-exitcode goes with --dry-run or --plan-out (it tells whether changes are pending; "
+                       "a fix that applies leaves none)")
     interactive = not plan_only and not args.yes
     if not plan_only:
         check_audit(args)
@@ -93,13 +107,16 @@ def cmd_fix(args: argparse.Namespace) -> int:
             from remediations.inventory import failed_vms
 
             targets = failed_vms(clients.default(), args.from_vault, group_of(args, where) or "", hours=hours)
-        reports = run_fleet(clients, targets, options(args, clients, dry_run=plan_only or interactive), args,
-                            concurrency=args.concurrency)
+            if not targets:
+                return _no_failed_jobs(args, group_of(args, where) or "")
+        reports = run_fleet(clients, targets, options(args, clients, dry_run=plan_only or interactive,
+                                                      prompt=interactive), args, concurrency=args.concurrency)
     if args.plan_out:
         _save_plan(Path(args.plan_out), args, reports)
     if not interactive or not any(r.changes() for r in reports):
-        return unless_stopped(lambda: emit(args, "fix", reports))
-    if args.output == "json":
+        pending = any(r.changes() for r in reports)
+        return unless_stopped(lambda: emit(args, "fix", reports, code=_detailed(args, reports, pending)))
+    if is_machine(args):
         return emit(args, "fix", reports, code=3,
                     extra={"applied": False, "reason": "not applied: pass --yes to apply without a prompt"})
     emit(args, "plan", reports)
@@ -112,11 +129,28 @@ def cmd_fix(args: argparse.Namespace) -> int:
     with connect(where, read_only=False) as clients:
         reports, refused = bound_apply(clients, args, options(args, clients), reports, ask=True,
                                        concurrency=args.concurrency)
+    _shown(reports)
     code = unless_stopped(lambda: emit(args, "fix", reports))
     if refused:
         print("Not applied: " + "; ".join(refused))
         return max(code, 1)
     return code
+
+
+def _no_failed_jobs(args: argparse.Namespace, group: str) -> int:
+    """--from-vault found no failed backup job in the window: say so in one line (in the document too), exit 0."""
+    since = args.since.strip()
+    line = f"No failed backup jobs in vault {args.from_vault} ({group}) in the last {since}: nothing to fix."
+    print(line, file=sys.stderr if is_machine(args) else sys.stdout)
+    if is_machine(args):
+        return emit(args, "fix", [], extra={"vault": args.from_vault, "since": since, "message": line})
+    return 0
+
+
+def _shown(reports: list[VmReport]) -> None:
+    """After "yes": the diagnosis and the plan were shown with the prompt, so the output shows what happened."""
+    for r in reports:
+        r.shown = True
 
 
 def _save_plan(path: Path, args: argparse.Namespace, reports: list[VmReport]) -> None:
@@ -132,23 +166,29 @@ def cmd_apply(args: argparse.Namespace) -> int:
     where = where_from(args)
     targets = saved.targets()
     o = saved.options
-    opts = {"error": o.error, "allow_disruptive": o.allow_disruptive or args.allow_disruptive,
+    consent = ("--allow-disruptive" if args.allow_disruptive
+               else f"the saved plan {args.plan_file} (made with fix --allow-disruptive)")
+    opts = {"error": o.error, "allow_disruptive": o.allow_disruptive or args.allow_disruptive, "consent": consent,
             "backup": o.backup, "egress_mode": o.mode, "retention_days": o.retention_days}
     if not args.dry_run:
         check_audit(args)
     with connect(where, read_only=True) as clients:
-        now = run_fleet(clients, targets, options(args, clients, dry_run=True, **opts), args, concurrency=4)
+        now = run_fleet(clients, targets, options(args, clients, dry_run=True, prompt=not args.dry_run, **opts), args,
+                        concurrency=4)
     planned = [list(v.changes) for v in saved.vms]
     drift = [ln for t, changes, r in zip(targets, planned, now, strict=True)
              for ln in planfile.diff(t.name, changes, planfile.fingerprint(r))]
     if drift:
-        print("Refusing to apply: the state changed since the plan was saved.\n" + "\n".join(drift))
+        why = "Refusing to apply: the state changed since the plan was saved."
+        print(why + "\n" + "\n".join(drift), file=sys.stderr if is_machine(args) else sys.stdout)
+        if is_machine(args):
+            return emit(args, "apply", now, code=1, extra={"applied": False, "reason": why, "drift": drift})
         return 1
     if args.dry_run:
         return emit(args, "apply", now, extra={"applied": False, "reason": "dry run: the plan still matches"})
     if not args.yes:
         why = "Not applied: pass --yes to apply the saved plan without a prompt."
-        if args.output == "json":
+        if is_machine(args):
             return emit(args, "apply", now, code=3, extra={"applied": False, "reason": why})
         if not sys.stdin.isatty():
             print(why)
@@ -160,8 +200,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     with connect(where, read_only=False) as clients:
         reports, refused = bound_apply(clients, args, options(args, clients, **opts), now, ask=False,
                                        concurrency=4)
+    if not args.yes:
+        _shown(reports)
     code = unless_stopped(lambda: emit(args, "apply", reports))
     if refused:
-        print("Refusing to apply: the state changed since the plan was saved.\n" + "\n".join(refused))
+        print("Refusing to apply: the state changed since the plan was saved.\n" + "\n".join(refused),
+              file=sys.stderr if is_machine(args) else sys.stdout)
         return 1
     return code

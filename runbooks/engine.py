@@ -17,22 +17,29 @@ from remediations.target import Target
 
 from .catalog import CAUSES, VERIFY, ErrorEntry, lookup, match_error
 from .diagnose import Finding, decided, diagnose
+from .live import BEFORE_WRITE, READING, Step, ended, job_progress
 from .stop import follow
 
 __all__ = ["Investigation", "Options", "VmReport", "investigate", "plan_fixes", "run"]
 
-Status = Literal["fixed", "nothing", "planned", "applied", "failed", "withheld", "manual"]
-EXIT = {"fixed": 0, "nothing": 0, "planned": 0, "applied": 0, "failed": 1, "withheld": 3, "manual": 3}
+Status = Literal["fixed", "nothing", "planned", "diagnosed", "applied", "failed", "withheld", "manual"]
+EXIT = {"fixed": 0, "nothing": 0, "planned": 0, "diagnosed": 0, "applied": 0, "failed": 1, "withheld": 3, "manual": 3}
+DRY_RUN = "Dry run: nothing was changed."
 Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Options:
-    """How a fix runs: the error (else the latest failed job's), consent, verification, action options."""
+    """How a fix runs: the error (else the latest failed job's), consent, verification, action options.
+
+    `prompt` (with dry_run): plan only, to ask before applying, so the report is not called a dry run.
+    `consent` names whose consent `allow_disruptive` carries; it is shown with each disruptive step that runs."""
 
     error: str | None = None
     dry_run: bool = False
+    prompt: bool = False
     allow_disruptive: bool = False
+    consent: str = "allow_disruptive"
     backup: bool = True
     retention_days: int = 30
     egress_mode: str = "service-tag"
@@ -76,6 +83,7 @@ class VmReport:
     outcomes: list[Outcome] = field(default_factory=list)
     backup: Outcome | None = None
     manual: list[str] = field(default_factory=list)
+    shown: bool = False  # its diagnosis and plan were shown before a prompt: the text then shows what happened
 
     @property
     def exit_code(self) -> int:
@@ -175,31 +183,25 @@ def _backup_params(inv: Investigation, opts: Options, *, fixing: bool) -> tuple[
     return _params(VERIFY, inv.facts.target, opts, **extra)
 
 
-def _job_progress(vm: str, say: Say) -> Callable[[str, dict[str, Any]], None]:
-    """A progress callback that says each change of a backup job's status or task states, once."""
-    last: list[str] = []
-
-    def progress(status: str, info: dict[str, Any]) -> None:
-        tasks = ", ".join(f"{t['task']} {t['status']}" for t in info.get("tasks") or [])
-        pct = f" {info['progress']:.0f}%" if info.get("progress") is not None else ""
-        line = f"{vm}: backup job {str(info.get('job_id', ''))[:8]}… {status}{pct}" + (f" ({tasks})" if tasks else "")
-        if not last or last[-1] != line:
-            last.append(line)
-            say(line)
-    return progress
-
-
 def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmReport], bool] | None = None,
         on_change: OnChange | None = None, say: Say | None = None) -> VmReport:
     """Fix one VM (or, with dry_run, only plan it); `confirm` is asked before anything is applied."""
     say = say or (lambda _line: None)
-    say(f"{target.name}: reading facts")
+    try:
+        return _run(azure, target, opts, confirm, on_change, say)
+    finally:
+        ended(say, target.name)  # a live display drops the VM's line
+
+
+def _run(azure: Azure, target: Target, opts: Options, confirm: Callable[[VmReport], bool] | None,
+         on_change: OnChange | None, say: Say) -> VmReport:
+    say(Step(target.name, "reading facts", hint=READING))
     inv = investigate(azure, target, opts)
     report, verify = _plan_run(azure, inv, opts)
     if report.status != "planned":
         return report
     if opts.dry_run:
-        report.message = "Dry run: nothing was changed."
+        report.message = "" if opts.prompt else DRY_RUN
         return report
     if confirm is not None and not confirm(report):
         report.status, report.message = "withheld", "Not applied: confirmation declined (use --yes)."
@@ -212,10 +214,10 @@ def run(azure: Azure, target: Target, opts: Options, *, confirm: Callable[[VmRep
         return report
     if any(o.status == "changed" for o in report.outcomes):  # proof must begin after this run's last change
         verify = _backup_params(inv, opts, fixing=True)
-    say(f"{target.name}: verifying with an on-demand backup")
+    say(Step(target.name, "verifying with an on-demand backup", hint="Ctrl-C stops before the backup is triggered"))
     action, params = verify
     report.backup = action.apply(azure, params, consent=True, on_change=on_change,
-                                 progress=follow(target, _job_progress(target.name, say)))
+                                 progress=follow(target, job_progress(target.name, say)))
     _judge_backup(report, report.backup, inv)
     return report
 
@@ -255,9 +257,10 @@ def _apply_fixes(azure: Azure, report: VmReport, opts: Options, on_change: OnCha
     for plan in report.plans:
         if plan.action == VERIFY:
             continue
-        say(f"{report.target.name}: applying {plan.action}")
+        say(Step(report.target.name, f"applying {plan.action}", hint=BEFORE_WRITE))
         action, params = _params(plan.action, report.target, opts)
-        outcome = action.apply(azure, params, consent=opts.allow_disruptive, on_change=on_change)
+        outcome = action.apply(azure, params, consent=opts.consent if opts.allow_disruptive else False,
+                               on_change=on_change)
         report.outcomes.append(outcome)
         _add_manual(report, outcome.manual)
 

@@ -18,19 +18,25 @@ from .output import emit
 from .stop import STOP, interrupted_note, track
 from .term import say_for
 
-__all__ = ["ROUNDS", "Expect", "bound_apply", "check_audit", "confirm", "guarded", "options", "run_fleet",
+__all__ = ["DEMO_CONSENT", "ROUNDS", "Expect", "bound_apply", "check_audit", "confirm", "guarded", "options", "run_fleet",
            "unless_stopped"]
 
 ROUNDS = 5  # how many times a drifting plan is shown again before giving up
+DEMO_CONSENT = "the demo (it runs disruptive steps unless --no-disruptive)"
 
 Expect = dict[str, planfile.Fingerprint]
 
 
 def options(args: argparse.Namespace, clients: Clients | None = None, **over: Any) -> Options:
-    """The engine's Options from a command's flags (faster backup polls against a loopback endpoint); `over` wins."""
+    """The engine's Options from a command's flags (faster backup polls against a loopback endpoint); `over` wins.
+
+    Whose consent a disruptive step runs with: --allow-disruptive, or the demo's (it consents unless
+    --no-disruptive); `apply` passes a saved plan's consent in `over`."""
     fast = bool(clients and clients.loopback)
+    demo = getattr(args, "command", None) == "demo"
     base: dict[str, Any] = {"error": getattr(args, "error", None), "dry_run": getattr(args, "dry_run", False),
             "allow_disruptive": getattr(args, "allow_disruptive", False),
+            "consent": DEMO_CONSENT if demo else "--allow-disruptive",
             "backup": not getattr(args, "no_backup", False), "retention_days": getattr(args, "retention_days", 30),
             "egress_mode": getattr(args, "mode", None) or "service-tag",
             "backup_poll_seconds": 0.05 if fast else None, "wait_ready_seconds": 300.0}
@@ -39,33 +45,33 @@ def options(args: argparse.Namespace, clients: Clients | None = None, **over: An
 
 
 def guarded(t: Target, work: Callable[[], VmReport]) -> VmReport:
-    """One VM's work; any failure met while running (a missing group included) is that VM's failed report."""
-    from remediations.errors import ReadOnlyViolation, arm_error
+    """One VM's work; any failure met while running (a missing VM or group: "not found: …") is that VM's failed
+    report, except an endpoint that cannot be reached or trusted (errors.Unreachable: the run's error, one line)."""
+    from remediations.errors import ReadOnlyViolation, Unreachable, one_line
 
     try:
         return work()
-    except ReadOnlyViolation:
-        raise  # a bug, never a VM's failure
+    except (ReadOnlyViolation, Unreachable):
+        raise  # a bug, or the endpoint: never one VM's failure
     except Exception as e:  # one VM's failure must not hide the others'
-        err = arm_error(e)
-        return VmReport(t, "failed", f"{err.code}: {err.message}")
+        return VmReport(t, "failed", one_line(e))
 
 
 def check_audit(args: argparse.Namespace) -> None:
     """Fail early (BadInput) when the audit file cannot be written, before any change is planned."""
-    from .audit import AuditTrail, default_audit_path
+    from .audit import AuditTrail, audit_path
 
-    AuditTrail(getattr(args, "audit_file", None) or default_audit_path()).check()
+    AuditTrail(audit_path(args)).check()
 
 
 def run_fleet(clients: Clients, targets: list[Target], opts: Options, args: argparse.Namespace, *,
               concurrency: int, expect: Expect | None = None, drift: dict[str, list[str]] | None = None
               ) -> list[VmReport]:
     """Run every VM; with `expect`, a VM applies only if its plan is still the one confirmed (else recorded in drift)."""
-    from .audit import AuditTrail, default_audit_path
+    from .audit import AuditTrail, audit_path
     from .engine import run
 
-    audit = None if opts.dry_run else AuditTrail(getattr(args, "audit_file", None) or default_audit_path()).check()
+    audit = None if opts.dry_run else AuditTrail(audit_path(args)).check()
     say = say_for(args)
 
     def one(t: Target) -> VmReport:

@@ -7,17 +7,21 @@ from typing import Any
 
 from remediations.model import Change, Outcome, Plan
 
+from .catalog import CAUSES, VERIFY
 from .engine import VmReport
 
-__all__ = ["Style", "plan_text", "report_json", "report_text", "summary_table", "totals_line"]
+__all__ = ["LEGEND", "Style", "actions_cell", "legend", "plan_text", "report_json", "report_text", "summary_table",
+           "text_view", "totals_line"]
 
 _VERB = {"add": "added", "change": "changed", "remove": "removed", "run": "run"}
 _COLOUR = {"+": "32", "~": "33", "-": "31", "!": "36"}
 _MARK = {"present": "[x]", "absent": "[ ]", "unknown": "[?]"}
+LEGEND = ("Legend: [x] present (the cause is found)   [ ] absent (ruled out)   "
+          "[?] unknown (not visible through ARM, or not checked)")
 
 
 class Style:
-    """Colour only on a terminal."""
+    """Colour or not, as decided by runbooks.term.colour (NO_COLOR, FORCE_COLOR, TERM=dumb, a terminal)."""
 
     def __init__(self, colour: bool) -> None:
         self.colour = colour
@@ -78,22 +82,27 @@ def _error_line(r: VmReport) -> str | None:
     return f"Error   {code} -> {inv.entry.id}: {inv.entry.message}{where}"
 
 
+def _shows_causes(r: VmReport) -> bool:
+    return r.investigation is not None and r.status != "nothing" and not r.shown
+
+
 def report_text(r: VmReport, style: Style, *, show_plan: bool = True) -> list[str]:
-    """A VM's error, verdicts, plan and outcome, as lines."""
+    """A VM's error, verdicts, plan and outcome, as lines; once its plan was shown (`r.shown`), only what happened."""
     lines = [style.bold(f"{r.target.name} ({r.target.resource_group})")]
-    err = _error_line(r)
+    err = None if r.shown else _error_line(r)
     if err:
         lines.append(err)
-    if r.investigation is not None and r.status != "nothing":
+    if _shows_causes(r) and r.investigation is not None:
         for i, f in enumerate(r.investigation.findings):
             head = "Causes  " if i == 0 else "        "
             lines.append(f"{head}{_MARK[f.verdict]} {f.cause:<13}{f.evidence}")
-    if show_plan and r.plans:
+    if show_plan and r.plans and not r.shown:
         lines.append("")
         lines += plan_text(r.plans, style)
     for o in r.outcomes:
-        if o.status == "changed" and o.reason:
-            lines.append(f"  {o.action}: changed; now {o.reason}")
+        if o.status == "changed":  # the reason is the re-plan's: the state now, as verified
+            lines.append(f"  {o.action}: changed" + (" (disruptive)" if any(c.disruptive for c in o.changes) else "")
+                         + (f"; verified: {o.reason}" if o.reason else ""))
         else:
             lines.append(f"  {o.action}: {o.status}" + (f" ({o.reason})" if o.reason else ""))
         lines += [f"    {e}" for e in o.evidence]
@@ -108,15 +117,53 @@ def report_text(r: VmReport, style: Style, *, show_plan: bool = True) -> list[st
     return lines
 
 
+def legend(reports: list[VmReport]) -> list[str]:
+    """The legend of the verdict marks, when any report shows verdicts (printed once per run)."""
+    return [LEGEND, ""] if any(_shows_causes(r) for r in reports) else []
+
+
+def text_view(reports: list[VmReport], style: Style, *, show_plan: bool = True) -> list[str]:
+    """The whole text output of a run: the legend once, each report and a blank line, the table for several VMs."""
+    lines = legend(reports)
+    for r in reports:
+        lines += [*report_text(r, style, show_plan=show_plan), ""]
+    return lines + (summary_table(reports) if len(reports) > 1 else [])
+
+
+def actions_cell(r: VmReport) -> str:
+    """The ACTIONS cell: what ran (failed or withheld ones marked), else what is planned, else (a diagnosis)
+    the catalog's fixes for the causes found; "manual" when only a person can act, "-" for nothing."""
+    if r.outcomes:
+        return ",".join(o.action + ("" if o.status == "changed" else f" ({o.status})")
+                        for o in r.outcomes if o.status != "unchanged") or "-"
+    planned = [p.action for p in r.plans if p.changes and p.action != VERIFY]
+    if planned:
+        return ",".join(planned) + " (planned)"
+    inv = r.investigation
+    if r.status == "diagnosed" and inv is not None:
+        fixes = list(dict.fromkeys(a for f in inv.present for a in CAUSES[f.cause].fixes))
+        if fixes:
+            return ",".join(fixes) + " (catalog)"
+        return "manual" if inv.present else "-"
+    return "manual" if r.manual else "-"
+
+
+def _backup_cell(r: VmReport) -> str:
+    b = r.backup
+    if b is not None:
+        return "failed" if b.error_code else "verified" if b.status == "changed" else b.status
+    return "planned" if any(p.action == VERIFY and p.changes for p in r.plans) else "-"
+
+
 def summary_table(reports: list[VmReport]) -> list[str]:
-    """One row per VM: error, causes found, actions applied, backup, result."""
+    """One row per VM: error, causes found, actions (applied, else planned, else the catalog's fixes), backup,
+    result."""
     rows = [("VM", "ERROR", "CAUSES", "ACTIONS", "BACKUP", "RESULT")]
     for r in reports:
         inv = r.investigation
         causes = ",".join(f.cause for f in inv.present) if inv else ""
-        actions = ",".join(o.action for o in r.outcomes if o.status == "changed") or "-"
-        backup = r.backup.status if r.backup else "-"
-        rows.append((r.target.name, (inv.error_code or "-") if inv else "-", causes or "-", actions, backup, r.status))
+        rows.append((r.target.name, (inv.error_code or "-") if inv else "-", causes or "-", actions_cell(r),
+                     _backup_cell(r), r.status))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 

@@ -12,6 +12,8 @@ from remediations.model import Change
 from remediations.polling import STOP, check_stop
 from remediations.target import Target
 
+from .live import interrupt_all
+
 __all__ = ["STOP", "follow", "install", "interrupted_note", "track"]
 
 _lock = threading.Lock()
@@ -20,6 +22,7 @@ _jobs: dict[str, str] = {}  # job id -> VM
 
 
 def _handler(signum: int, frame: Any) -> None:
+    interrupt_all()  # clear any live status line first, so the notes below stay readable
     if STOP.is_set():
         os.write(2, b"\ninterrupted again: exiting now\n")
         os._exit(130)

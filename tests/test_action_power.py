@@ -48,8 +48,9 @@ def power(armsim: Any, vm: str) -> str:
 # --- pure plans ------------------------------------------------------------------------------
 def test_a_guest_shut_down_inside_is_already_stopped_and_left_to_a_person() -> None:
     p = ACTION.plan(facts("stopped", INSIDE), params("vm-x", force=True))
-    assert p.empty and p.reason == ("vm-x is already stopped (PowerState/stopped), its guest was shut down from "
-                                    "inside (Resource Health: VirtualMachineStoppedInternally); nothing to power off")
+    assert p.empty and p.reason == ("vm-x is stopped (PowerState/stopped), its guest was shut down from inside "
+                                    "(Resource Health: VirtualMachineStoppedInternally); nothing to power off, so "
+                                    "nothing disruptive is done")
     assert "az vm start -g rg-demo -n vm-x" in p.manual[0] and "az vm deallocate -g rg-demo -n vm-x" in p.manual[0]
     assert "crash-consistent" in p.notes[0]
 
@@ -58,7 +59,8 @@ def test_a_guest_shut_down_inside_is_already_stopped_and_left_to_a_person() -> N
 def test_a_vm_stopped_through_the_platform_needs_nothing(state: str, health: dict[str, Any] | None) -> None:
     p = ACTION.plan(facts(state, health), params("vm-x", force=True))
     assert p.empty and p.manual == []
-    assert p.reason == f"vm-x is already stopped (PowerState/{state}), stopped through the platform; nothing to power off"
+    assert p.reason == (f"vm-x is stopped (PowerState/{state}), stopped through the platform; nothing to power off, "
+                        "so nothing disruptive is done")
 
 
 def test_a_running_vm_is_powered_off_only_when_forced_and_always_disruptive() -> None:

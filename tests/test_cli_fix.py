@@ -297,5 +297,5 @@ def test_without_armsim_werkzeug_or_trustme_the_cli_still_works_against_arm(arms
     r = without("armsim,werkzeug,trustme", "diagnose", "vm-rdp-shutdown", "-g", "rg-demo", "-o", "json",
                 server=armsim)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert json.loads(r.stdout)["vms"][0]["status"] == "planned"
+    assert json.loads(r.stdout)["vms"][0]["status"] == "diagnosed"
     assert without("armsim,werkzeug,trustme", "list").returncode == 0

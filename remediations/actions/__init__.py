@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..action import Action
+if TYPE_CHECKING:  # annotations only: the names (tab completion, --help) must not import the SDK
+    from ..action import Action
 
 __all__ = ["ACTION_NAMES", "action_class", "action_names", "get_action", "register", "unregister"]
 

@@ -80,7 +80,7 @@ class SetVssCopyBackup(_WindowsGuestAction):
         where = f"{VSS_KEY}\\{VSS_VALUE}"
         if value is not None and str(value).strip().lower() == "true":
             return Plan(action=self.name, target=str(params.target),
-                        reason=f"{where} on {name} is already {value} ({r.get('type') or 'REG_SZ'})")
+                        reason=f"{where} on {name} is {value} ({r.get('type') or 'REG_SZ'})")
         if not r.get("sql_server") and not params.force:
             return Plan(action=self.name, target=str(params.target),
                         reason=f"SQL Server is not installed on {name}; {VSS_VALUE} is only needed with SQL Server "
@@ -120,7 +120,7 @@ class EnableIaasVmProvider(_WindowsGuestAction):
             return plan
         start = str(r.get("start_type") or "")
         if start.lower() == "automatic":
-            plan.reason = f"iaasvmprovider on {name} already starts Automatic ({r.get('status') or 'status unknown'})"
+            plan.reason = f"iaasvmprovider on {name} starts Automatic ({r.get('status') or 'status unknown'})"
             return plan
         plan.changes.append(Change(
             action=self.name, kind="change", resource=f"{name}/services/iaasvmprovider", resource_id=vm_id,

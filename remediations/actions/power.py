@@ -9,12 +9,14 @@ crash-consistent (backup-support-matrix-iaas.md). What is left is a person's dec
 action states as manual steps: start the VM through the platform if it should run (application-
 consistent backups need it running), or deallocate it if it should stay off (a stopped VM is still
 billed). Powering off a running VM stops its workload, so a change is planned only with `force`
-and always needs consent.
+and always needs consent; for a VM that is down there is nothing to power off, and the plan says that
+it is not disruptive then (`--help` lists power-off as disruptive).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from ..action import Action, ActionParams, Executed, Progress
@@ -22,10 +24,16 @@ from ..azure import Azure
 from ..model import Change, Plan
 from ..reads import STOPPED_INTERNALLY, VmView, read_health, read_vm, shut_down_inside
 
-__all__ = ["PowerFacts", "PowerOff", "stop_steps"]
+__all__ = ["PowerFacts", "PowerOff", "PowerParams", "stop_steps"]
 
 _STOPPED = ("stopped", "deallocated")
 _SETTLING = ("stopping", "deallocating", "starting")
+
+
+class PowerParams(ActionParams):
+    """The VM and `force`; `powered_off_at` is set only by verify_params (the re-plan after this run's power-off)."""
+
+    powered_off_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -44,25 +52,26 @@ def stop_steps(group: str, name: str) -> list[str]:
             f"az vm deallocate -g {group} -n {name}. Shut it down through the platform next time, not from inside."]
 
 
-class PowerOff(Action[ActionParams, PowerFacts]):
+class PowerOff(Action[PowerParams, PowerFacts]):
     """Power a running VM off through the platform, only when forced; a stopped VM is left as it is."""
 
     name = "power-off"
     summary = "stop a running VM through the platform (power off, not deallocate); only with --force"
-    Params = ActionParams
-    disruptive: ClassVar[bool] = True
+    Params = PowerParams
+    disruptive: ClassVar[bool] = True  # for a running VM; a VM that is down has nothing to power off
     permissions: ClassVar[tuple[str, ...]] = (
         "Microsoft.Compute/virtualMachines/read", "Microsoft.ResourceHealth/availabilityStatuses/read",
         "Microsoft.Compute/virtualMachines/powerOff/action", "Microsoft.Compute/locations/operations/read")
 
-    def read(self, azure: Azure, params: ActionParams) -> PowerFacts:
+    def read(self, azure: Azure, params: PowerParams) -> PowerFacts:
         """The VM with its instance view; Resource Health only when it is stopped (who stopped it)."""
         vm = read_vm(azure, params.target)
         health = read_health(azure, vm.id or params.target.id) if vm.power_state == "stopped" else None
         return PowerFacts(vm, health)
 
-    def plan(self, facts: PowerFacts, params: ActionParams) -> Plan:
-        """Nothing for a stopped VM (manual steps when its guest shut it down); a `run` power-off only when forced."""
+    def plan(self, facts: PowerFacts, params: PowerParams) -> Plan:
+        """Nothing for a stopped VM (not disruptive; manual steps when its guest shut it down); a `run` power-off
+        only when forced."""
         vm, t = facts.vm, params.target
         name = t.name
         plan = Plan(action=self.name, target=str(t))
@@ -71,7 +80,10 @@ class PowerOff(Action[ActionParams, PowerFacts]):
             inside = shut_down_inside(facts.health)
             who = (f"its guest was shut down from inside (Resource Health: {STOPPED_INTERNALLY})" if inside
                    else "stopped through the platform")
-            plan.reason = f"{name} is already stopped (PowerState/{power}), {who}; nothing to power off"
+            plan.reason = (f"{name} is stopped (PowerState/{power}) after the power-off"
+                           if params.powered_off_at is not None and not inside else
+                           f"{name} is stopped (PowerState/{power}), {who}; nothing to power off, so nothing "
+                           "disruptive is done")
             if inside:
                 plan.notes.append(f"a backup of {name} while it is stopped is crash-consistent")
                 plan.manual.extend(stop_steps(t.resource_group, name))
@@ -92,9 +104,15 @@ class PowerOff(Action[ActionParams, PowerFacts]):
                           f"az vm start -g {t.resource_group} -n {name}")
         return plan
 
-    def execute(self, azure: Azure, params: ActionParams, change: Change, *,
+    def execute(self, azure: Azure, params: PowerParams, change: Change, *,
                 progress: Progress | None = None) -> Executed:
         """POST powerOff and wait for the long-running operation."""
         t = params.target
         azure.call(lambda: azure.compute.virtual_machines.begin_power_off(t.resource_group, t.name).result())
-        return Executed(f"powered off {t.name} through the platform")
+        return Executed(f"powered off {t.name} through the platform",
+                        {"powered_off_at": datetime.now(timezone.utc).isoformat()})
+
+    def verify_params(self, params: PowerParams, result: dict[str, Any]) -> PowerParams:
+        """The re-plan after a power-off of this run states the VM stopped by it (not "nothing to power off")."""
+        when = result.get("powered_off_at")
+        return params if not when else params.model_copy(update={"powered_off_at": datetime.fromisoformat(when)})
