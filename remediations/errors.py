@@ -155,6 +155,8 @@ def not_found(err: ArmCallError) -> str | None:
 
 def one_line(exc: BaseException) -> str:
     """The one line that reports a failed call: not found, unreachable, or `CODE: message`."""
+    if isinstance(exc, Interrupted):
+        return str(exc)  # "interrupted: stopped before …", not "Interrupted: interrupted: …"
     err = arm_error(exc)
     if isinstance(err, Unreachable):
         return str(err)

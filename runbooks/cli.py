@@ -191,11 +191,21 @@ def main(argv: list[str] | None = None) -> int:
         return PIPE_CLOSED
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of one command (its `prog` names it, so its errors point at `<prog> <command> --help`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]  # type: ignore[no-any-return]
+    return parser
+
+
 def _main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn bad input into one error line and exit code 2."""
     parser = build_parser()
     _complete(parser)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # point at the command's own --help, not the top level's
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     from remediations.errors import BadInput, Interrupted, RemediationError, Unreachable, one_line
 
     from .stop import install, interrupted_note

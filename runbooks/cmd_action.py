@@ -63,7 +63,7 @@ def cmd_action(args: argparse.Namespace) -> int:
         return code
 
     if not as_json:
-        print("\n".join(render.plan_text([plan], style())) if plan.changes else f"No changes. {plan.reason}")
+        print("\n".join(render.plan_text([plan], style(), "--allow-disruptive" if args.allow_disruptive else None)) if plan.changes else f"No changes. {plan.reason}")
         for m in plan.manual:
             print(f"  manual step: {m}")
     if args.dry_run or plan.empty:

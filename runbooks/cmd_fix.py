@@ -15,8 +15,8 @@ from remediations.target import Target, parse_target
 
 from . import planfile, render
 from .catalog import UNKNOWN, lookup, match_error
-from .connection import Where, connect, group_of, where_from
-from .engine import VmReport
+from .connection import Clients, Where, connect, group_of, where_from
+from .engine import Options, VmReport
 from .fleet import bound_apply, check_audit, confirm, guarded, options, run_fleet, unless_stopped
 from .formats import is_machine
 from .output import emit, exit_code
@@ -64,11 +64,24 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     where = where_from(args)
     targets = _parse_targets(args, where)
     from .engine import investigate
+    from .live import READING, Step, ended
+    from .term import say_for
+
+    display = say_for(args)
+    say = display if display.live else None  # a live line on a terminal; piped, a diagnosis prints only its verdicts
+
+    def one(clients: Clients, t: Target, opts: Options) -> VmReport:
+        if say is None:
+            return VmReport(t, "diagnosed", "", investigate(clients(t.subscription), t, opts))
+        say(Step(t.name, "reading facts", hint=READING))
+        try:
+            return VmReport(t, "diagnosed", "", investigate(clients(t.subscription), t, opts))
+        finally:
+            ended(say, t.name)
 
     with connect(where, read_only=True) as clients:
         opts = options(args, clients)
-        reports = [guarded(t, lambda t=t: VmReport(t, "diagnosed", "", investigate(clients(t.subscription), t, opts)))  # type: ignore[misc]
-                   for t in targets]
+        reports = [guarded(t, lambda t=t: one(clients, t, opts)) for t in targets]  # type: ignore[misc]
     found = any(r.investigation.present for r in reports if r.investigation is not None)
     return emit(args, "diagnose", reports, show_plan=False, code=_detailed(args, reports, found))
 

@@ -84,6 +84,7 @@ class VmReport:
     backup: Outcome | None = None
     manual: list[str] = field(default_factory=list)
     shown: bool = False  # its diagnosis and plan were shown before a prompt: the text then shows what happened
+    consent: str | None = None  # whose consent lets its disruptive steps run (None: they are withheld)
 
     @property
     def exit_code(self) -> int:
@@ -240,7 +241,8 @@ def _plan_run(azure: Azure, inv: Investigation,
         verify = (action, params)
         if bplan.changes or bplan.manual:
             plans.append(bplan)
-    report = VmReport(target, "planned", "", inv, plans, manual=manual)
+    report = VmReport(target, "planned", "", inv, plans, manual=manual,
+                      consent=opts.consent if opts.allow_disruptive else None)
     if not any(p.changes for p in plans):
         held = bplan.reason if bplan is not None and bplan.manual else None  # a job from before this run holds it
         if bplan is not None and held is not None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from . import render
@@ -20,30 +21,9 @@ def exit_code(reports: list[VmReport]) -> int:
     return 1 if 1 in codes else 3 if 3 in codes else 0
 
 
-_BACKUP = {"changed": "verified"}  # the backup outcome's status, as a person reads it
-
-
-def _actions(vm: dict[str, Any]) -> list[str]:
-    """The actions applied (outcomes that changed something), else planned (plans with changes), else (a diagnosis
-    has no plan) the catalog's fixes for the causes found."""
-    if vm["outcomes"]:
-        return [o["action"] for o in vm["outcomes"] if o["status"] == "changed"]
-    if vm["plans"]:
-        return [p["action"] for p in vm["plans"] if p["changes"]]
-    from .catalog import CAUSES
-
-    found = [f["cause"] for f in vm["findings"] if f["verdict"] == "present"]
-    return list(dict.fromkeys(a for c in found if c in CAUSES for a in CAUSES[c].fixes))
-
-
-def fleet_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One table/tsv row per VM of a diagnose/fix/apply/demo document."""
-    return [{"VM": vm["vm"], "ResourceGroup": vm["resource_group"],
-             "Error": (vm["error"] or {}).get("code") or "",
-             "Causes": ",".join(f["cause"] for f in vm["findings"] if f["verdict"] == "present"),
-             "Actions": ",".join(_actions(vm)),
-             "Backup": _BACKUP.get(status, status) if (status := (vm["backup"] or {}).get("status")) else "",
-             "Status": vm["status"]} for vm in doc["vms"]]
+def fleet_rows(reports: list[VmReport]) -> Callable[[Any], list[dict[str, Any]]]:
+    """The table/tsv rows of a diagnose/fix/apply/demo document: the text summary's rows (render.summary_row)."""
+    return lambda _doc: [render.summary_row(r) for r in reports]
 
 
 def action_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,7 +49,7 @@ def emit(args: argparse.Namespace, command: str, reports: list[VmReport], *, sho
     if is_machine(args):
         doc = {"command": command, "vms": [render.report_json(r) for r in reports], "exit_code": code,
                **(extra or {})}
-        print_doc(args, doc, fleet_rows)
+        print_doc(args, doc, fleet_rows(reports))
         return code
     print("\n".join(render.text_view(reports, style(), show_plan=show_plan)))
     return code

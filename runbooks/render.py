@@ -10,7 +10,7 @@ from remediations.model import Change, Outcome, Plan
 from .catalog import CAUSES, VERIFY
 from .engine import VmReport
 
-__all__ = ["LEGEND", "Style", "actions_cell", "legend", "plan_text", "report_json", "report_text", "summary_table",
+__all__ = ["LEGEND", "Style", "actions_cell", "legend", "plan_text", "report_json", "report_text", "summary_row", "summary_table",
            "text_view", "totals_line"]
 
 _VERB = {"add": "added", "change": "changed", "remove": "removed", "run": "run"}
@@ -35,10 +35,11 @@ class Style:
         return f"\033[1m{text}\033[0m" if self.colour else text
 
 
-def change_text(c: Change, style: Style) -> list[str]:
-    """One change: what will happen to which resource, why, then the signed one-line summary."""
-    lines = [f"  # {c.resource} will be {_VERB[c.kind]}" + (" (disruptive: needs --allow-disruptive)"
-                                                             if c.disruptive else ""),
+def change_text(c: Change, style: Style, consent: str | None = None) -> list[str]:
+    """One change: what will happen to which resource (a disruptive one: whose consent, or that it needs one), why,
+    then the signed one-line summary."""
+    held = f" (disruptive; consent: {consent})" if consent else " (disruptive: needs --allow-disruptive)"
+    lines = [f"  # {c.resource} will be {_VERB[c.kind]}" + (held if c.disruptive else ""),
              f"  # (because {c.reason})",
              f"  {style.sign(c.symbol)} {c.summary}"]
     return lines
@@ -52,12 +53,12 @@ def totals_line(changes: list[Change]) -> str:
     return f"Plan: {n['add']} to add, {n['change']} to change, {n['remove']} to remove, {n['run']} to run."
 
 
-def plan_text(plans: list[Plan], style: Style) -> list[str]:
+def plan_text(plans: list[Plan], style: Style, consent: str | None = None) -> list[str]:
     """Every change of every plan, then the totals line; notes and empty-plan reasons as comments."""
     lines: list[str] = []
     for p in plans:
         for c in p.changes:
-            lines += change_text(c, style)
+            lines += change_text(c, style, consent)
             lines.append("")
         if p.changes and not p.idempotent:
             lines.append(f"  # note: {p.action} is not idempotent: applying this plan again acts again")
@@ -98,7 +99,7 @@ def report_text(r: VmReport, style: Style, *, show_plan: bool = True) -> list[st
             lines.append(f"{head}{_MARK[f.verdict]} {f.cause:<13}{f.evidence}")
     if show_plan and r.plans and not r.shown:
         lines.append("")
-        lines += plan_text(r.plans, style)
+        lines += plan_text(r.plans, style, r.consent)
     for o in r.outcomes:
         if o.status == "changed":  # the reason is the re-plan's: the state now, as verified
             lines.append(f"  {o.action}: changed" + (" (disruptive)" if any(c.disruptive for c in o.changes) else "")
@@ -155,15 +156,24 @@ def _backup_cell(r: VmReport) -> str:
     return "planned" if any(p.action == VERIFY and p.changes for p in r.plans) else "-"
 
 
+def summary_row(r: VmReport) -> dict[str, str]:
+    """A VM's row of the fleet table (text, -o table and -o tsv share it): "" where there is nothing."""
+    inv = r.investigation
+    actions, backup = actions_cell(r), _backup_cell(r)
+    return {"VM": r.target.name, "ResourceGroup": r.target.resource_group,
+            "Error": (inv.error_code or "") if inv else "",
+            "Causes": ",".join(f.cause for f in inv.present) if inv else "",
+            "Actions": "" if actions == "-" else actions, "Backup": "" if backup == "-" else backup,
+            "Status": r.status}
+
+
 def summary_table(reports: list[VmReport]) -> list[str]:
     """One row per VM: error, causes found, actions (applied, else planned, else the catalog's fixes), backup,
     result."""
-    rows = [("VM", "ERROR", "CAUSES", "ACTIONS", "BACKUP", "RESULT")]
+    rows: list[tuple[str, ...]] = [("VM", "ERROR", "CAUSES", "ACTIONS", "BACKUP", "RESULT")]
     for r in reports:
-        inv = r.investigation
-        causes = ",".join(f.cause for f in inv.present) if inv else ""
-        rows.append((r.target.name, (inv.error_code or "-") if inv else "-", causes or "-", actions_cell(r),
-                     _backup_cell(r), r.status))
+        row = summary_row(r)
+        rows.append(tuple(row[k] or "-" for k in ("VM", "Error", "Causes", "Actions", "Backup", "Status")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 

@@ -93,3 +93,11 @@ def test_a_missing_vm_and_a_missing_group_answer_alike(armsim: Server, tmp_path:
     action = cli(armsim, "action", "power-off", *where, "--dry-run", tmp=tmp_path)
     assert (action.returncode, action.stdout, action.stderr) == (1, "", f"error: {message}\n")
     assert [e for e in armsim.sim.requests() if e["mutating"]] == []
+
+
+def test_an_interrupted_vm_reads_interrupted_once() -> None:
+    """The report line of a VM stopped by Ctrl-C is the stop's own words, not "Interrupted: interrupted: …"."""
+    from remediations.errors import Interrupted, one_line
+
+    assert one_line(Interrupted("interrupted: stopped before the next write")) == (
+        "interrupted: stopped before the next write")

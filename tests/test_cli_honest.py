@@ -106,7 +106,10 @@ def test_a_disruptive_step_that_ran_names_whose_consent_allowed_it(fleet_fix: st
     i = next(n for n, ln in enumerate(lines) if ln.startswith("  restart-guest-agent: changed (disruptive); verified"))
     evidence = lines[i + 1:i + 3]
     assert "    disruptive: restart vm-win-agent-hung through the platform; consent: --allow-disruptive" in evidence
-    assert fleet_fix.count("consent:") == 1  # the only disruptive step of the fleet
+    # the only disruptive step of the fleet: its plan line says whose consent, and so does the step that ran
+    assert "  # vm-win-agent-hung will be run (disruptive; consent: --allow-disruptive)" in lines
+    assert fleet_fix.count("consent:") == 2
+    assert "needs --allow-disruptive" not in fleet_fix
 
 
 def test_the_applied_table_names_what_ran(fleet_fix: str) -> None:

@@ -115,6 +115,17 @@ def test_after_ctrl_c_the_live_line_says_it_is_stopping(armsim: Server, tmp_path
     assert not term.live()
 
 
+def test_diagnose_shows_a_live_line_while_reading_and_none_when_piped(armsim: Server, tmp_path: Path) -> None:
+    armsim.sim.faults.add(kind="latency", method="GET", seconds=2.0, count=1)  # one slow read
+    term = Term(armsim, tmp_path, "diagnose", "vm-nsg-blocked", "-g", "rg-demo")
+    seen = term.wait_for(lambda ls: any(ln.startswith(LIVE + "vm-nsg-blocked: reading facts") for ln in ls))
+    assert any(ln.endswith(READING) for ln in seen if ln.startswith(LIVE)), seen
+    assert term.finish() == 0, "\n".join(term.lines())
+    assert not term.live() and any(ln.startswith("Causes  [x] C1") for ln in term.lines())
+    piped = cli(armsim, "diagnose", "vm-nsg-blocked", "-g", "rg-demo", tmp=tmp_path)
+    assert piped.returncode == 0 and piped.stdout.startswith("Legend: "), piped.stdout  # verdicts only
+
+
 def test_action_trigger_backup_follows_its_job_live_and_ctrl_c_leaves_the_note(armsim: Server,
                                                                                 tmp_path: Path) -> None:
     armsim.sim.settings.backup_job_polls = 100000
@@ -122,8 +133,8 @@ def test_action_trigger_backup_follows_its_job_live_and_ctrl_c_leaves_the_note(a
                 "--param", "wait=true", "--param", "poll_seconds=0.1", "--verbose")
     term.wait_for(lambda ls: any(ln.startswith(LIVE + "vm-nsg-blocked: backup job") for ln in ls))
     time.sleep(1)  # ten polls, each a --verbose log line on stderr while the live line is shown
-    term.child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.1)
-    screen = term.lines()
+    # between a log line and the redraw under it the live line is briefly not the last: look once it is
+    screen = term.wait_for(lambda ls: bool(ls) and ls[-1].startswith(LIVE) and ls[-1].endswith(FOLLOW), seconds=10)
     assert screen[-1].startswith(LIVE) and screen[-1].endswith(FOLLOW), screen  # still the bottom line
     assert len(term.live()) == 1, screen  # never left behind above a log line
     polls = [ln for ln in screen if ln.startswith("ARM GET ") and "/backupJobs/" in ln]

@@ -18,7 +18,7 @@ from armsim import Server
 from remediations.errors import RemediationError
 from runbooks.catalog import CATALOG, lookup
 from runbooks.formats import format_doc, table, tsv
-from runbooks.output import action_rows, fleet_rows
+from runbooks.output import action_rows
 
 RG = "rg-demo"
 
@@ -75,13 +75,28 @@ def test_demo_prints_one_document_and_its_rows_make_a_table() -> None:
                        cwd=ROOT, env=plain_env(), timeout=120)
     doc = json.loads(ok(r))
     assert "armsim demo fleet at" in r.stderr and "armsim demo fleet" not in r.stdout
-    rows = parse_table(format_doc(doc, "table", rows=fleet_rows))
-    assert [row["VM"] for row in rows] == [v["vm"] for v in doc["vms"]]
+    by_vm = {v["vm"]: v for v in doc["vms"]}
+    nsg = by_vm["vm-nsg-blocked"]
+    assert [f["cause"] for f in nsg["findings"] if f["verdict"] == "present"] == ["C1"]
+    assert "allow-backup-egress" in [o["action"] for o in nsg["outcomes"] if o["status"] == "changed"]
+    assert nsg["backup"]["status"] == "changed" and not nsg["backup"]["error_code"]
+    assert {v["status"] for v in doc["vms"]} <= {"fixed", "nothing", "withheld", "manual"}
+
+
+def test_fix_table_rows_are_the_text_summary_rows(armsim: Server) -> None:
+    """-o table and the text summary share one row per VM (render.summary_row): same cells, "" for "-"."""
+    names = ["vm-nsg-blocked", "vm-ext-failed", "vm-healthy"]
+    rows = parse_table(ok(cli(armsim, "fix", *names, "-g", RG, "--dry-run", "-o", "table")))
+    assert [row["VM"] for row in rows] == names
     by_vm = {row["VM"]: row for row in rows}
-    assert by_vm["vm-nsg-blocked"]["Causes"] == "C1"
-    assert "allow-backup-egress" in by_vm["vm-nsg-blocked"]["Actions"].split(",")
-    assert by_vm["vm-nsg-blocked"]["Backup"] == "verified"
-    assert {row["Status"] for row in rows} <= {"fixed", "nothing", "withheld", "manual"}
+    assert by_vm["vm-nsg-blocked"] == {**by_vm["vm-nsg-blocked"], "Causes": "C1", "Backup": "planned",
+                                       "Actions": "allow-backup-egress (planned)", "Status": "planned"}
+    assert by_vm["vm-healthy"]["Actions"] == "" and by_vm["vm-healthy"]["Status"] == "nothing"
+    text = ok(cli(armsim, "fix", *names, "-g", RG, "--dry-run")).splitlines()
+    table = text[next(i for i, ln in enumerate(text) if ln.startswith("VM ")):]
+    assert any(ln.split()[:2] == ["vm-nsg-blocked", "ExtensionSnapshotFailedNoNetwork"]
+               and "allow-backup-egress (planned)" in ln for ln in table)
+    assert mutating(armsim) == []
 
 
 # --- -o table and -o tsv ----------------------------------------------------------------------------------
@@ -107,7 +122,8 @@ def test_diagnose_table_has_a_row_per_vm_naming_causes_and_actions(armsim: Serve
     assert out.split("\n")[0].split() == ["VM", "ResourceGroup", "Error", "Causes", "Actions", "Backup", "Status"]
     rows = {r["VM"]: r for r in parse_table(out)}
     assert rows["vm-nsg-blocked"] == {**rows["vm-nsg-blocked"], "ResourceGroup": RG, "Causes": "C1",
-                                      "Error": "ExtensionSnapshotFailedNoNetwork", "Actions": "allow-backup-egress"}
+                                      "Error": "ExtensionSnapshotFailedNoNetwork",
+                                      "Actions": "allow-backup-egress (catalog)"}
     assert rows["vm-healthy"]["Causes"] == "" and rows["vm-healthy"]["Actions"] == ""
     assert mutating(armsim) == []
 
@@ -115,7 +131,7 @@ def test_diagnose_table_has_a_row_per_vm_naming_causes_and_actions(armsim: Serve
 def test_fix_dry_run_tsv_is_one_line_per_vm_and_nothing_else(armsim: Server) -> None:
     out = ok(cli(armsim, "fix", "vm-nsg-blocked", "vm-healthy", "-g", RG, "--dry-run", "-o", "tsv"))
     assert [ln.split("\t") for ln in out.splitlines()] == [
-        ["vm-nsg-blocked", RG, "ExtensionSnapshotFailedNoNetwork", "C1", "allow-backup-egress,trigger-backup", "",
+        ["vm-nsg-blocked", RG, "ExtensionSnapshotFailedNoNetwork", "C1", "allow-backup-egress (planned)", "planned",
          "planned"],
         ["vm-healthy", RG, "", "", "", "", "nothing"]]
     assert mutating(armsim) == []

@@ -95,6 +95,8 @@ def test_the_console_script_shows_its_own_name_in_help(tmp_path: Path, args: lis
 @installed
 @pytest.mark.parametrize("args, says", [
     (["fix", "vm-a", "--concurrency", "many"], "(see azure-backup-runbooks fix --help)"),
+    (["fix", "vm-a", "--no-such-flag"], "(see azure-backup-runbooks fix --help)"),  # unknown: the command's help
+    (["explain", "E2", "extra"], "(see azure-backup-runbooks explain --help)"),
     (["no-such-command"], "(see azure-backup-runbooks --help)"),
 ])
 def test_the_console_script_names_itself_in_usage_errors(tmp_path: Path, args: list[str], says: str) -> None:
