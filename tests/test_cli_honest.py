@@ -13,23 +13,14 @@ import pexpect
 import pytest
 from conftest import BROKEN, mutating, reset
 from support.runs import ROOT, cli, runbooks
+from support.terminal import spawn
 
-from armsim import DEMO_SUBSCRIPTION, Server
+from armsim import Server
 from remediations.azure import Azure
 
 PROMPT = "Only 'yes' is accepted: "
 DRY_RUN = "Dry run: nothing was changed."
 LEGEND = "Legend: [x] present"
-
-
-def spawn(server: Server, tmp: Path, *args: str) -> pexpect.spawn:
-    """The CLI in a real terminal (a pty), pointed at armsim, without colour."""
-    env = {**os.environ, "RUNBOOKS_ARM_ENDPOINT": server.endpoint, "RUNBOOKS_CA_BUNDLE": server.ca_bundle,
-           "AZURE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp),
-           "NO_COLOR": "1"}
-    command = runbooks(*args)
-    return pexpect.spawn(command[0], command[1:], env=env, cwd=str(ROOT), encoding="utf-8",
-                         timeout=60, dimensions=(50, 200))
 
 
 def answer_yes(child: pexpect.spawn) -> tuple[str, str]:

@@ -11,19 +11,11 @@ import pexpect
 import pytest
 from conftest import mutating
 from support.runs import ROOT, cli, runbooks
+from support.terminal import spawn
 
 from armsim import DEMO_SUBSCRIPTION, Server
 
 PROMPT = "Only 'yes' is accepted: "
-
-
-def spawn(server: Server, tmp: Path, *args: str) -> pexpect.spawn:
-    env = {**os.environ, "RUNBOOKS_ARM_ENDPOINT": server.endpoint, "RUNBOOKS_CA_BUNDLE": server.ca_bundle,
-           "AZURE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp),
-           "NO_COLOR": "1"}
-    command = runbooks(*args)
-    return pexpect.spawn(command[0], command[1:], env=env, cwd=str(ROOT), encoding="utf-8",
-                         timeout=60, dimensions=(50, 200))
 
 
 def edit_deny_rule(server: Server, priority: int) -> None:

@@ -7,4 +7,5 @@ test module. Shared data (the demo fleet's VM names, the transient faults, FAST_
 - `egress`, `guest`: an action's params for a demo VM, and NSG rules in armsim's model.
 - `linux_guest`: a fake Linux guest the Run Command scripts run against under bash and dash.
 - `rbac`: azure-automation/rbac-map.json read once (request -> RBAC action).
+- `terminal`: the CLI in a real terminal (pexpect pty) against armsim.
 """
