@@ -31,6 +31,8 @@ from .arm import ArmError, Request, Response, iso, not_found
 from .backupjobs import Job, job_get, jobs_list
 from .compute import BACKUP_PUBLISHER, VM, Extension
 from .guest import VSS_KEY, VSS_VALUE, version_tuple
+from .proxy import storage_path_blocked
+from .routes import storage_route_blocked
 from .routing import Route
 
 if TYPE_CHECKING:
@@ -159,6 +161,10 @@ class BackupModel:
         return None
 
     # --- the causal model --------------------------------------------------------------------
+    def direct_blocked(self, vm: VM) -> str | None:
+        """Why the VM's own path to Storage fails (its NSGs, then its routes), or None."""
+        return self.sim.network.storage_blocked(vm, 443) or storage_route_blocked(self.sim, vm)
+
     def verdict(self, vm: VM) -> str | None:
         """The error a backup of this VM fails with right now, or None when it would succeed."""
         g = vm.guest
@@ -168,7 +174,7 @@ class BackupModel:
             return "GuestAgentSnapshotTaskStatusError"
         if g.os_type == "Linux" and version_tuple(g.agent_version) < version_tuple(self.min_linux_agent):
             return "UserErrorGuestAgentStatusUnavailable"
-        if not g.dhcp_enabled or self.sim.network.storage_blocked(vm, 443):
+        if not g.dhcp_enabled or storage_path_blocked(self.sim, vm, self.direct_blocked):  # through a proxy if any
             return "ExtensionSnapshotFailedNoNetwork"
         ext = vm.backup_extension()
         if ext is not None and ext.state in ("Failed", "Deleting"):

@@ -14,6 +14,10 @@ model, the effect each script has on a real guest:
 | windows-agent-restart | schedules a detached restart of RdAgent and WindowsAzureGuestAgent |
 | windows-provider-get | reads the iaasvmprovider service's start type and status |
 | windows-provider-enable | sets iaasvmprovider to Automatic and starts it |
+| linux-proxy-get | reads waagent.conf HttpProxy.Host/Port, the agent unit's environment and /etc/environment; the proxy used and a TCP connect verdict computed by armsim (armsim/proxy.py) |
+| linux-proxy-set | validates the PROXY parameter; writes HttpProxy.Host/Port and the unit's http-proxy.conf drop-in; restarts the agent detached (the drop-in's environment applies then) |
+| windows-proxy-get | reads WinHTTP's proxy and LocalSystem's ProxyEnable/ProxyServer; the proxy used and the connect verdict |
+| windows-proxy-set | validates the Proxy parameter; sets WinHTTP and LocalSystem's proxy; restarts both agent services detached |
 
 Before applying a script, armsim checks that its text carries the commands and literals that
 effect needs (`SCRIPT_NEEDS`: the registry path, view and value, the service names, the package
@@ -38,9 +42,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .proxy import PROXY_JOB_NEEDS, PROXY_MUTATES, PROXY_NEEDS, ProxySettings, Reach, run_proxy_script
 
 __all__ = ["RESTARTS_AGENT", "SCRIPT_MUTATES", "Guest", "ScriptRun", "Service", "restart_mode", "run_script",
            "script_id", "version_tuple"]
@@ -57,8 +63,10 @@ SCRIPT_MUTATES = {
     "windows-agent-restart": True,
     "windows-provider-get": False,
     "windows-provider-enable": True,
+    **PROXY_MUTATES,
 }
-RESTARTS_AGENT = frozenset({"linux-agent-restart", "linux-agent-upgrade", "windows-agent-restart"})
+RESTARTS_AGENT = frozenset({"linux-agent-restart", "linux-agent-upgrade", "windows-agent-restart", "linux-proxy-set",
+                            "windows-proxy-set"})
 
 _DETACH = ("AGENT_JOB='", "systemd-run", "--on-active", "setsid", "nohup")
 _REG64 = ("OpenBaseKey", "[Microsoft.Win32.RegistryView]::Registry64", "SOFTWARE\\Microsoft\\BcdrAgent",
@@ -75,6 +83,7 @@ SCRIPT_NEEDS: dict[str, tuple[str, ...]] = {
     "windows-agent-restart": ("$job = '", "Register-ScheduledTask", "New-ScheduledTaskTrigger -Once"),
     "windows-provider-get": ("Get-Service", "iaasvmprovider", "StartType"),
     "windows-provider-enable": ("Set-Service", "-StartupType Automatic", "iaasvmprovider", "Start-Service"),
+    **PROXY_NEEDS,
 }
 # What the detached job itself must carry (the restart, and for the upgrade the install).
 JOB_NEEDS: dict[str, tuple[str, ...]] = {
@@ -82,6 +91,7 @@ JOB_NEEDS: dict[str, tuple[str, ...]] = {
     "linux-agent-upgrade": ("apt-get", "install -y --only-upgrade", "-y update", "zypper --non-interactive update",
                             "systemctl restart"),
     "windows-agent-restart": ("Restart-Service", "RdAgent", "WindowsAzureGuestAgent"),
+    **PROXY_JOB_NEEDS,
 }
 
 _LINUX_JOB = re.compile(r"^AGENT_JOB='\n.*?^'$", re.MULTILINE | re.DOTALL)
@@ -149,6 +159,8 @@ class Guest:
     pending_restart: Callable[[], None] | None = field(default=None, repr=False, compare=False)
     pending_reads: int = 0  # instance-view reads left before the pending restart lands anyway
     agent_started_at: str | None = None  # the restarted agent's first report (reads may hurry the restart)
+    proxy: ProxySettings = field(default_factory=ProxySettings)  # the HTTP proxy the agent and extension use
+    proxy_port: int | None = None  # this guest runs an HTTP proxy listening on this port
 
     @property
     def package_manager(self) -> str | None:
@@ -176,6 +188,7 @@ class Guest:
             "agent_hung": self.agent_hung, "auto_update": self.auto_update,
             "shut_down_inside": self.shut_down_inside, "sql_server": self.sql_server,
             "agent_restarts": self.agent_restarts, "agent_report_time": self.agent_report_time,
+            "proxy": self.proxy.describe(), "proxy_port": self.proxy_port,
             "registry": {f"{k}\\{n}": v for (k, n), v in self.registry.items()},
             "services": {s.name: {"start_type": s.start_type, "running": s.running}
                          for s in self.services.values()},
@@ -215,10 +228,12 @@ def _result(sid: str, **values: Any) -> str:
     return "RUNBOOKS_RESULT " + json.dumps({"script": sid, **values})
 
 
-def run_script(guest: Guest, text: str, *, restart_at: str = "") -> ScriptRun:
+def run_script(guest: Guest, text: str, *, restart_at: str = "", params: Mapping[str, str] | None = None,
+               probe: Callable[[str, int], Reach] | None = None) -> ScriptRun:
     """Apply a recognised script to the guest. A detached restart comes back as `restart` (the caller runs it
     when its time comes; `restart_at` is when the restarted agent reports). An inline restart is applied
-    here; the caller makes its Run Command hang (`restart_mode`)."""
+    here; the caller makes its Run Command hang (`restart_mode`). `params` are the Run Command's parameters
+    (name -> value); `probe` is the network's answer to a TCP connect from this guest (the proxy scripts)."""
     sid = script_id(text)
     if sid is None or sid not in SCRIPT_MUTATES:
         return ScriptRun(127, "", f"armsim: script not understood (id {sid!r}); see armsim/guest.py")
@@ -233,6 +248,10 @@ def run_script(guest: Guest, text: str, *, restart_at: str = "") -> ScriptRun:
     missing += [f"{t} (in the detached job)" for t in JOB_NEEDS.get(sid, ()) if t not in job]
     if missing:
         return ScriptRun(127, "", f"armsim: script {sid} lacks what its effect needs: {', '.join(missing)}")
+    if sid in PROXY_MUTATES:
+        code, result, err, restart = run_proxy_script(guest, sid, restart_at, params or {}, probe,
+                                                      lambda: _restart(guest))
+        return ScriptRun(code, _result(sid, **result), err, restart)
     return _HANDLERS[sid](guest, sid, restart_at)
 
 

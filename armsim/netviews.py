@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from .network import NIC, NSG
     from .sim import Simulator
 
-__all__ = ["effective_nsgs", "service_tags"]
+__all__ = ["effective_nsgs", "nic_list_all", "service_tags"]
+
+
+def nic_list_all(sim: Simulator, r: Request) -> Response:
+    """NetworkInterfaces_ListAll: every NIC of the subscription, one page, each as NetworkInterfaces_Get shows it
+    (azure-rest-api-specs network networkInterface.json, example NetworkInterfaceListAll.json)."""
+    sub = r.params["subscriptionId"].lower()
+    return Response(200, {"value": [sim.network.nic_json(n) for n in sim.network.nics.values()
+                                    if n.subscription.lower() == sub]})
 
 
 def service_tags(sim: Simulator, r: Request) -> Response:

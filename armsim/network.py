@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, new_etag, not_found
 from .netpolicy import DEFAULT_RULES, check_limits, first_match
-from .netviews import effective_nsgs, service_tags
+from .netviews import effective_nsgs, nic_list_all, service_tags
 from .routing import Route
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class NSG:
 
 @dataclass
 class Subnet:
-    """A subnet of a virtual network, optionally with an NSG."""
+    """A subnet of a virtual network, optionally with an NSG and a route table."""
 
     vnet: str
     name: str
@@ -65,6 +65,7 @@ class Subnet:
     subscription: str
     prefix: str
     nsg_id: str | None = None
+    route_table_id: str | None = None  # armsim/routes.py
     etag: str = field(default_factory=new_etag)
 
     @property
@@ -196,6 +197,8 @@ class NetworkModel:
                                                       for name, _ in n.ip_configs()]}
         if sn.nsg_id:
             props["networkSecurityGroup"] = {"id": sn.nsg_id}
+        if sn.route_table_id:
+            props["routeTable"] = {"id": sn.route_table_id}
         return {"id": sn.id, "name": sn.name, "etag": sn.etag, "type": "Microsoft.Network/virtualNetworks/subnets",
                 "properties": props}
 
@@ -408,6 +411,8 @@ ROUTES = [
           mutating=True, resource_type="networkSecurityGroups/securityRules", **_API),
     Route("GET", _RG + "/networkInterfaces/{networkInterfaceName}", _nic_get, "NetworkInterfaces_Get",
           resource_type="networkInterfaces", **_API),
+    Route("GET", "/subscriptions/{subscriptionId}/providers/Microsoft.Network/networkInterfaces", nic_list_all,
+          "NetworkInterfaces_ListAll", resource_type="networkInterfaces", **_API),
     Route("POST", _RG + "/networkInterfaces/{networkInterfaceName}/effectiveNetworkSecurityGroups", effective_nsgs,
           "NetworkInterfaces_ListEffectiveNetworkSecurityGroups", resource_type="networkInterfaces", **_API),
     Route("GET", _RG + "/virtualNetworks/{virtualNetworkName}/subnets/{subnetName}", _subnet_get, "Subnets_Get",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, iso
 from .guest import SCRIPT_MUTATES, restart_mode, run_script, script_id
+from .proxy import probe
 
 if TYPE_CHECKING:
     from .compute import VM
@@ -115,6 +116,17 @@ def _schedule_restart(sim: Simulator, vm: VM, restart: Callable[[], None], due: 
                   apply=fire)
 
 
+def _parameters(raw: Any) -> dict[str, str]:
+    """RunCommandInput `parameters` ([{name, value}], compute.json RunCommandInputParameter: both required
+    strings) as name -> value; Linux passes them as environment variables, Windows as script parameters."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                            and isinstance(p.get("value"), str) for p in raw):
+        raise ArmError(400, "InvalidParameter", "Each Run Command parameter needs a string 'name' and 'value'.")
+    return {p["name"]: p["value"] for p in raw}
+
+
 def run_command(sim: Simulator, r: Request) -> Response:
     """POST …/runCommand: run a recognised script in the guest, as an LRO whose result carries its output."""
     vm = sim.compute.get(r.params)
@@ -134,6 +146,7 @@ def run_command(sim: Simulator, r: Request) -> Response:
         raise ArmError(409, "Conflict", "Run command extension execution is in progress. "
                        "Please wait for completion before invoking a run command.")
     text = "\n".join(body.get("script") or [])
+    params = _parameters(body.get("parameters"))
     vm.run_command_busy = True
     if restart_mode(script_id(text), text) == "inline" and vm.guest.responsive:
         return _hang(sim, r, vm, text)
@@ -144,7 +157,8 @@ def run_command(sim: Simulator, r: Request) -> Response:
             raise _unreachable(vm)
         due = datetime.now(timezone.utc) + timedelta(seconds=_setting(sim, "agent_restart_seconds",
                                                                       AGENT_RESTART_SECONDS))
-        run = run_script(vm.guest, text, restart_at=iso(due))
+        run = run_script(vm.guest, text, restart_at=iso(due), params=params,
+                         probe=lambda host, port: probe(sim, vm, host, port))
         if run.restart is not None:
             _schedule_restart(sim, vm, run.restart, due)
         outcome.update(code=run.code, out=run.out, err=run.err)

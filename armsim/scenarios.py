@@ -12,6 +12,8 @@ from .backup import Vault
 from .compute import BACKUP_PUBLISHER, VM, Extension
 from .guest import Guest, Service
 from .network import NIC, NSG, Subnet
+from .proxy import ProxySettings
+from .routes import RouteTable, route_body
 
 if TYPE_CHECKING:
     from .sim import Simulator
@@ -68,7 +70,7 @@ def _automation_seed(account: Account) -> None:
 
 
 def demo(sim: Simulator) -> None:
-    """The nine-VM demo fleet of issue #2, each broken VM with one failed backup job."""
+    """The demo fleet (issues #2 and #15): fourteen VMs, each broken one with one failed backup job."""
     net, comp, bk = sim.network, sim.compute, sim.backup
     sub = DEMO_SUBSCRIPTION
     nsg_app = net.add(NSG("nsg-app", RG, sub, REGION, rules={"allow-ssh-from-corp": _allow_ssh_in()}))
@@ -77,6 +79,12 @@ def demo(sim: Simulator) -> None:
                                     rules={"deny-https-out": _deny_internet_443("deny-https-out", 250)}))
     sn_default = net.add(Subnet("vnet-demo", "default", RG, sub, "10.0.0.0/24", nsg_app.id))
     sn_locked = net.add(Subnet("vnet-demo", "locked", RG, sub, "10.0.1.0/24", nsg_locked_subnet.id))
+    # issue #15: a subnet whose route table sends everything to an NVA (10.0.100.4) that does not allow Storage
+    rt_firewall = sim.route_tables.add(RouteTable("rt-firewall", RG, sub, REGION, routes={"default-to-firewall": route_body(
+        "default-to-firewall", "0.0.0.0/0", "VirtualAppliance", "10.0.100.4")}))
+    sim.route_tables.appliances["10.0.100.4"] = {"allows_storage": False}
+    sim.route_tables.address_spaces[sn_default.id.rsplit("/subnets/", 1)[0].lower()] = ["10.0.0.0/16"]
+    sn_firewalled = net.add(Subnet("vnet-demo", "firewalled", RG, sub, "10.0.4.0/24", nsg_app.id, rt_firewall.id))
     vault = bk.add_vault(Vault("rsv-demo", RG, sub, REGION))
     account = sim.automation.add(Account("aa-backup-runbooks", RG, sub))
     _automation_seed(account)
@@ -97,6 +105,7 @@ def demo(sim: Simulator) -> None:
         ("vm-ext-failed", _ubuntu("20.04"), sn_default, None, "ExtensionOperationFailedForManagedDisks"),
         ("vm-win-provider-disabled", _windows("Windows Server 2022 Datacenter"), sn_default, None,
          "BackUpOperationFailed"),
+        ("vm-udr-blocked", _ubuntu(), sn_firewalled, None, "ExtensionSnapshotFailedNoNetwork"),
     ]
     seeded = datetime.now(timezone.utc) - timedelta(hours=3)
     for i, (name, guest, subnet, nic_nsg, error) in enumerate(specs):
@@ -120,6 +129,45 @@ def demo(sim: Simulator) -> None:
             expected = None if guest.shut_down_inside else error
             assert bk.verdict(vm) == expected, f"demo seed drifted: {name} would fail with {bk.verdict(vm)}"
             bk.start_job(vault, item, error=error, user=False, when=seeded + timedelta(minutes=i), finished=True)
+    _proxy_fleet(sim, vault, nsg_app, seeded + timedelta(minutes=len(specs)))
+
+
+def _proxy_fleet(sim: Simulator, vault: Vault, nsg_app: NSG, seeded: datetime) -> None:
+    """Issue #15's guest proxies: two proxy VMs (one whose NSG denies Storage) and two clients whose backups fail
+    through their proxy (a dead proxy address; a proxy that cannot get out). Own subnets, so the rest of the
+    fleet is unaffected. The proxies are protected with a good backup a day old and no failed job."""
+    net, sub = sim.network, DEMO_SUBSCRIPTION
+    locked = net.add(NSG("nsg-proxy-locked", RG, sub, REGION, rules={"deny-internet-443": _deny_internet_443()}))
+    clients = net.add(NSG("nsg-proxy-clients", RG, sub, REGION, rules={"deny-internet-443": _deny_internet_443()}))
+    subnets = {name: net.add(Subnet("vnet-demo", name, RG, sub, prefix, nsg_app.id)) for name, prefix in (
+        ("proxy", "10.0.2.0/24"), ("proxy-locked", "10.0.3.0/24"), ("proxy-clients", "10.0.5.0/24"))}
+    dead = _ubuntu()
+    dead.proxy = ProxySettings(conf_host="10.0.2.99", conf_port="3128",
+                               etc_environment={"http_proxy": "http://10.0.2.99:3128"})
+    egress = _windows("Windows Server 2022 Datacenter")
+    egress.proxy = ProxySettings(winhttp="10.0.3.4:3128", winhttp_bypass="<local>;168.63.129.16")
+    proxy, proxy_locked = _ubuntu(), _ubuntu()
+    proxy.proxy_port = proxy_locked.proxy_port = 3128  # squid's default port
+    no_network = "ExtensionSnapshotFailedNoNetwork"
+    # name, guest, subnet, IP, NIC NSG, the error a backup fails with now, whether a failed job is seeded
+    specs: list[tuple[str, Guest, str, str, NSG | None, str | None, bool]] = [
+        ("vm-proxy", proxy, "proxy", "10.0.2.4", None, None, False),
+        ("vm-proxy-locked", proxy_locked, "proxy-locked", "10.0.3.4", locked, no_network, False),
+        ("vm-proxy-dead", dead, "proxy-clients", "10.0.5.10", None, no_network, True),
+        ("vm-proxy-egress", egress, "proxy-clients", "10.0.5.11", clients, no_network, True),
+    ]
+    for i, (name, guest, subnet, ip, nsg, error, failed) in enumerate(specs):
+        nic = net.add(NIC(f"{name}-nic", RG, sub, REGION, ip, subnets[subnet].id, nsg.id if nsg else None))
+        vm = sim.compute.add(VM(name, RG, sub, REGION, guest, [nic.id]))
+        nic.vm_id = vm.id
+        linux = guest.os_type == "Linux"
+        vm.extensions["vmsnapshotlinux" if linux else "vmsnapshot"] = _snapshot_ext(linux)
+        item = sim.backup.protect(vault, vm)
+        sim.backup.start_job(vault, item, error=None, user=False, when=seeded - timedelta(days=1), finished=True)
+        assert sim.backup.verdict(vm) == error, f"demo seed drifted: {name} would fail with {sim.backup.verdict(vm)}"
+        if failed:
+            sim.backup.start_job(vault, item, error=error, user=False, when=seeded + timedelta(minutes=i),
+                                 finished=True)
 
 
 def empty(sim: Simulator) -> None:

@@ -38,6 +38,7 @@ class RunSettings:
     egress_mode: str = "service-tag"
     retention_days: int = 30
     wait_ready_seconds: float = 300.0
+    proxy: str | None = None  # set-guest-proxy: the working guest proxy the operator gave (fix --proxy)
 
 
 class ActionParams(BaseModel):

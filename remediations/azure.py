@@ -51,6 +51,7 @@ CLOUDS: dict[str, tuple[str, str]] = {
 _READ_ONLY_POSTS = (
     re.compile(r"/providers/Microsoft\.RecoveryServices/locations/[^/]+/backupStatus$", re.I),
     re.compile(r"/providers/Microsoft\.Network/networkInterfaces/[^/]+/effectiveNetworkSecurityGroups$", re.I),
+    re.compile(r"/providers/Microsoft\.Network/networkInterfaces/[^/]+/effectiveRouteTable$", re.I),
 )
 _RUN_COMMAND = re.compile(r"/providers/Microsoft\.Compute/virtualMachines/[^/]+/runCommand$", re.I)
 

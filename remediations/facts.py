@@ -15,19 +15,24 @@ each NSG are read instead. The reads themselves are shared: `netreads`, `backupr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .azure import Azure
 from .backupjobs import JobView
 from .backupreads import BackupItem, backup_item, recent_jobs
-from .netaddr import TagResolver
-from .netreads import nsgs_by_get, nsgs_effective, service_tags
-from .netrules import NsgView, Rule, port_in
+from .errors import arm_error
+from .netaddr import TagResolver, UnknownTag
+from .netreads import effective_routes, nsgs_by_get, nsgs_effective, service_tags
+from .netrules import NsgView, Rule, port_in, storage_tag
 from .reads import VmView, read_health, read_vm
+from .routes import RouteFacts, storage_path
 from .target import Target
 from .verdicts import BACKUP_PORTS
 
-__all__ = ["Facts", "gather"]
+if TYPE_CHECKING:  # the guest proxy probe (Run Command) is made by the engine, only for runbooks that need it
+    from .actions.proxy import ProxyProbe
+
+__all__ = ["Facts", "gather", "read_routes"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class Facts:
     health: dict[str, Any] | None
     backup: BackupItem | None
     jobs: tuple[JobView, ...] = ()
+    proxy: ProxyProbe | None = None  # the guest's proxy (C1.proxy); None: not probed
+    routes: RouteFacts | None = None  # the NIC's path to Storage (C1.route); None: not read (see read_routes)
 
     @property
     def last_failed(self) -> JobView | None:
@@ -86,3 +93,32 @@ def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int,
     item = backup_item(azure, vm)
     history = recent_jobs(azure, item, vm.name) if item and jobs else ()
     return Facts(target, vm, nsgs, tags, health, item, history)
+
+
+def read_routes(azure: Azure, facts: Facts, *, no_network: str | None = None) -> RouteFacts:
+    """The primary NIC's effective routes (one POST and its poll) judged for the region's Storage tag (cached read).
+
+    Made only when a runbook needs it (runbooks/engine.py): a VM whose NSG check explains its failure is spared.
+    `no_network` is the error code with which the backup extension reported that it could not reach Storage.
+    """
+    vm = facts.vm
+    if not vm.nic_ids:
+        return RouteFacts(skipped=f"{vm.name} has no network interface", no_network=no_network)
+    refs = ((vm.raw.get("properties") or {}).get("networkProfile") or {}).get("networkInterfaces") or []
+    primary = [r["id"] for r in refs if r.get("id") and (r.get("properties") or {}).get("primary")]
+    nic = (primary or list(vm.nic_ids))[0]  # traffic to the Internet leaves by the primary NIC (its default gateway)
+    resolver = facts.tags or service_tags(azure, vm.location)
+    try:
+        tag = storage_tag(resolver, vm.location)
+    except UnknownTag as e:
+        return RouteFacts(skipped=f"cannot judge the routes to Storage: {e}", no_network=no_network)
+    name = nic.rsplit("/", 1)[-1]
+    try:
+        routes = effective_routes(azure, nic)
+    except Exception as e:  # refused (403), or the VM stopped meanwhile: C1.route stays unknown, with the reason
+        if not type(e).__module__.startswith("azure."):
+            raise
+        err = arm_error(e)
+        return RouteFacts(nic=name, skipped=f"the effective routes of {name} could not be read ({err.code}: "
+                                            f"{err.message})", no_network=no_network)
+    return RouteFacts(nic=name, path=storage_path(routes, tag, resolver.prefixes(tag), resolver), no_network=no_network)

@@ -49,6 +49,8 @@ class Plan(BaseModel):
     notes: list[str] = Field(default_factory=list, description="findings to report, never to fix")
     manual: list[str] = Field(default_factory=list, description="steps a person must take")
     idempotent: bool = Field(default=True, description="False: applying this plan twice acts twice (the action's flag)")
+    needs_input: bool = Field(default=False, description="nothing can be planned until a person gives a value "
+                                                         "(its manual step says which): a backup now cannot prove a fix")
 
     @property
     def empty(self) -> bool:

@@ -10,8 +10,9 @@ from .armid import parse_resource_id
 from .azure import Azure
 from .netaddr import TagResolver
 from .netrules import NsgView
+from .routes import EffectiveRoute
 
-__all__ = ["nsgs_by_get", "nsgs_effective", "service_tags"]
+__all__ = ["effective_routes", "nsgs_by_get", "nsgs_effective", "service_tags"]
 
 Scope = Literal["nic", "subnet"]
 _NIC = "Microsoft.Network/networkInterfaces"
@@ -49,6 +50,17 @@ def nsgs_effective(azure: Azure, nic_id: str) -> tuple[NsgView, ...]:
 
     value = (azure.call(fetch).as_dict() or {}).get("value") or []
     return tuple(NsgView.from_arm(v, _scope(v.get("association") or {})) for v in value)
+
+
+def effective_routes(azure: Azure, nic_id: str) -> tuple[EffectiveRoute, ...]:
+    """A running VM's NIC: its effective routes (one POST, a read on the read-only allow-list, and its LRO poll)."""
+    nic = parse_resource_id(nic_id, type=_NIC)
+
+    def fetch() -> Any:
+        return azure.network.network_interfaces.begin_get_effective_route_table(nic.resource_group, nic.name).result()
+
+    value = (azure.call(fetch).as_dict() or {}).get("value") or []
+    return tuple(EffectiveRoute.from_arm(v) for v in value)
 
 
 def nsgs_by_get(azure: Azure, nic_id: str) -> tuple[NsgView, ...]:

@@ -28,6 +28,19 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
           fixes=("allow-backup-egress",),
           manual=("If traffic leaves through an HTTP proxy or a firewall appliance, allow the Storage.<region>, "
                   "AzureBackup and AzureActiveDirectory destinations there (not automated).",)),
+    # A user-defined route (0.0.0.0/0 to a firewall appliance, or to None) takes Storage traffic off its way to the
+    # Internet; the effective route table says which route carries it (remediations/routes.py, longest prefix match).
+    Cause("C1.route", "a user-defined route sends Storage traffic to None or to an appliance",
+          fixes=("allow-backup-route",),
+          manual=("Let the backup traffic through the firewall appliance the route leads to: on an Azure Firewall, "
+                  "an application rule (Allow, source the VM's subnet, Https:443, FQDN tag AzureBackup), or a "
+                  "network rule (Allow, TCP, destination service tag Storage.<Region>, port 443); or route "
+                  "Storage.<Region> to Internet in the subnet's route table (allow-backup-route, disruptive).",)),
+    Cause("C1.proxy", "the guest's HTTP proxy is unreachable, or cannot reach Storage",
+          fixes=("set-guest-proxy",),
+          manual=("Point the guest at a working proxy (set-guest-proxy with --proxy http://host:port), or let the "
+                  "proxy reach the Storage.<region>, AzureBackup and AzureActiveDirectory destinations on 443 "
+                  "(its NSG, firewall or allow-list).",)),
     Cause("C2", "Windows guest agent installed but not responding",
           fixes=("restart-guest-agent",),
           manual=("If restarting does not help, reinstall the latest Windows guest agent MSI in the guest "
@@ -69,7 +82,7 @@ BY_HAND: tuple[str, ...] = ("power-off",)
 
 # Cause groups in the article, expanded to sub-causes in the order they are checked.
 _GROUP = {
-    "C1": ("C1",), "C2": ("C2",), "C3": ("C3",),
+    "C1": ("C1", "C1.route", "C1.proxy"), "C2": ("C2",), "C3": ("C3",),
     "C4": ("C4.shutdown", "C4.sql", "C4.load", "C4.schedule", "C4.dhcp"),
     "C5": ("C5.extension", "C5.provider"),
 }

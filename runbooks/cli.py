@@ -72,6 +72,17 @@ def _apply_flags(p: argparse.ArgumentParser) -> None:
                                         "with --simulator, audit-simulator.jsonl there)")
 
 
+def _proxy_url(value: str) -> str:
+    """--proxy: exactly http://<IPv4 or host name>:<port> (a usage error otherwise, before any request)."""
+    from remediations.actions.proxy import check_proxy
+    from remediations.errors import BadInput
+
+    try:
+        return check_proxy(value)
+    except BadInput as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _action_names(**_: object) -> list[str]:
     """Tab completion of `action NAME`: the action names (the registry only, no SDK module is imported)."""
     from remediations.actions import action_names
@@ -146,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="service-tag", choices=["service-tag", "ip-ranges"],
                    help="how allow-backup-egress writes NSG rules")
     p.add_argument("--retention-days", type=int, default=30, help="on-demand backup retention")
+    p.add_argument("--proxy", metavar="URL", type=_proxy_url,
+                   help="the working guest proxy set-guest-proxy sets, http://<IPv4 or host name>:<port>")
     p.add_argument("--concurrency", type=int, default=4, help="VMs fixed at the same time")
     _detailed(p)
     _connection(p)

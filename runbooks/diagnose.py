@@ -11,10 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from remediations.actions.proxy import ipv4, private_ranges
 from remediations.facts import Facts
 from remediations.netaddr import TagResolver
-from remediations.netrules import egress_verdicts, storage_tag
+from remediations.netrules import egress_verdicts, evaluate, storage_tag
 from remediations.reads import STOPPED_INTERNALLY, shut_down_inside
+from remediations.routes import RouteFacts
+from remediations.target import Target
 from remediations.verdicts import BACKUP_PORTS, MIN_LINUX_AGENT, version_tuple, why_remove
 
 from .catalog import CAUSES, ErrorEntry
@@ -32,6 +35,9 @@ class Finding:
     verdict: Verdict
     evidence: str
     probe: str | None = None
+    fixes: tuple[str, ...] | None = None  # the fixes that apply to this finding (None: the cause's)
+    on: Target | None = None  # the VM those fixes act on (None: the VM diagnosed), e.g. the guest's proxy VM
+    manual: tuple[str, ...] = ()  # steps particular to this finding, before the cause's own
 
     @property
     def title(self) -> str:
@@ -43,6 +49,8 @@ _PORTS = ", ".join(map(str, BACKUP_PORTS))  # the ports allow-backup-egress open
 
 
 def _c1(f: Facts) -> Finding:
+    if f.proxy is not None and f.proxy.guest is not None and f.proxy.guest.proxy:
+        return _c1_to_proxy(f)
     if f.nsgs is None:
         return Finding("C1", "unknown", f"{f.vm.name} has no network interface to evaluate")
     names = ", ".join(f"{n.name} ({n.scope})" for n in f.nsgs) or "none"
@@ -59,6 +67,82 @@ def _c1(f: Facts) -> Finding:
     b = blocked[0]
     return Finding("C1", "present", f"outbound TCP {b.port} to {tag} denied by {b.nsg_name} "
                                     f"({b.scope}) rule {b.rule.name} (priority {b.rule.priority})")
+
+
+def _c1_to_proxy(f: Facts) -> Finding:
+    """With a guest proxy, backup traffic leaves through it: judge the VM's NSGs on the way to the proxy only."""
+    guest = f.proxy.guest if f.proxy else None
+    assert guest is not None
+    via = f"{f.vm.name}'s backup traffic goes through the guest proxy {guest.proxy} (set in {guest.where()})"
+    address = guest.address
+    ip = ipv4(address[0]) if address else None
+    if address is None or ip is None:  # a host name: ARM cannot resolve it; the guest's connect test says
+        verdict: Verdict = "absent" if guest.reachable else "unknown"
+        return Finding("C1", verdict, f"{via}; the way to a proxy named by host name is judged by the guest's "
+                                      f"connect test (C1.proxy)")
+    resolver = (f.tags or TagResolver({})).with_virtual_network(private_ranges())
+    for nsg in f.nsgs or ():
+        v = evaluate(nsg.rules, dest_ip=ip, dest_port=address[1], resolver=resolver)
+        if not v.allowed and v.rule is not None:
+            r = v.rule
+            return Finding("C1", "present", f"{via}; outbound TCP {address[1]} to {ip} denied by {nsg.name} "
+                                            f"({nsg.scope}) rule {r.name} (priority {r.priority})", fixes=(),
+                           manual=(f"allow outbound TCP {address[1]} to the proxy {ip} in NSG {nsg.name} "
+                                   f"({nsg.scope}) ahead of rule {r.name} (priority {r.priority})",))
+    names = ", ".join(f"{n.name} ({n.scope})" for n in f.nsgs or ()) or "no NSG"
+    return Finding("C1", "absent", f"{via}; outbound TCP {address[1]} to {ip} is allowed by {names} (the direct "
+                                   "way to Storage is not used; C1.proxy judges the proxy's)")
+
+
+def _c1_proxy(f: Facts) -> Finding:
+    """Present when the guest's proxy does not answer, or is an Azure VM whose NSGs deny Storage egress."""
+    vm, probe = f.vm, f.proxy
+    if probe is None:
+        why = (f"{vm.name} is {vm.power_state or 'in an unknown state'}" if not vm.running
+               else f"agent {vm.agent_status or 'absent'}" if not vm.agent_ready else f"{vm.os_type or 'unknown OS'}")
+        return Finding("C1.proxy", "unknown", f"cannot look inside the guest for a proxy: {why}")
+    if probe.guest is None:
+        return Finding("C1.proxy", "unknown", f"the guest proxy was not read: {probe.skipped}" if probe.skipped
+                       else f"the guest proxy probe failed: {probe.error}")
+    g = probe.guest
+    if not g.proxy:
+        return Finding("C1.proxy", "absent", f"no HTTP proxy in the guest of {vm.name}; C1 judges the direct way")
+    where = f"the guest proxy {g.proxy} (set in {g.where()})"
+    if g.reachable is False:
+        return Finding("C1.proxy", "present", f"{where} does not answer from {vm.name}: "
+                                              f"{g.detail or 'connect failed'}")
+    if g.reachable is None:
+        return Finding("C1.proxy", "unknown", f"{where}: the guest could not test it ({g.detail or 'no detail'})")
+    p = probe.vm
+    if p is None:
+        why = probe.error or "it is not an Azure VM in this subscription"
+        return Finding("C1.proxy", "unknown", f"{where} answers from {vm.name}; {why}, so its own way to Storage "
+                                              "is not visible")
+    resolver = probe.tags or f.tags or TagResolver({"Storage": ["198.51.100.0/24"]},
+                                                   regions={"Storage": p.location or vm.location})
+    tag = storage_tag(resolver, p.location or vm.location)
+    blocked = egress_verdicts(p.nsgs, region=p.location or vm.location, ports=BACKUP_PORTS, resolver=resolver)
+    if not blocked:
+        names = ", ".join(f"{n.name} ({n.scope})" for n in p.nsgs) or "no NSG"
+        return Finding("C1.proxy", "absent", f"{where} answers; it is VM {p.name} ({p.ip}), whose outbound TCP "
+                                             f"{_PORTS} to {tag} is allowed by {names}")
+    b = blocked[0]
+    return Finding("C1.proxy", "present", f"{where} answers, but it is VM {p.name} ({p.ip}), whose outbound TCP "
+                                          f"{b.port} to {tag} is denied by {b.nsg_name} ({b.scope}) rule "
+                                          f"{b.rule.name} (priority {b.rule.priority})",
+                   fixes=("allow-backup-egress",) if p.target else (), on=p.target,
+                   manual=(f"on the proxy VM {p.name}, allow outbound TCP {b.port} to {tag} in NSG {b.nsg_name} "
+                           f"({b.scope}) ahead of rule {b.rule.name} (priority {b.rule.priority})",))
+
+
+def _c1_route(f: Facts) -> Finding:
+    """The effective route that carries Storage traffic (read by the engine only when needed; remediations.routes)."""
+    guest = getattr(f.proxy, "guest", None)
+    if guest is not None and getattr(guest, "proxy", None):
+        return Finding("C1.route", "absent", f"{f.vm.name}'s backup traffic goes through the guest proxy {guest.proxy}; "
+                                             "its own route to Storage is not used (C1.proxy judges the proxy's)")
+    verdict, evidence, manual = (f.routes or RouteFacts(skipped="not needed")).judge()
+    return Finding("C1.route", verdict, evidence, manual=manual)
 
 
 def _c2(f: Facts) -> Finding:
@@ -137,7 +221,7 @@ def _c5_extension(f: Facts) -> Finding:
 
 
 _CHECKS: dict[str, Callable[[Facts], Finding]] = {
-    "C1": _c1, "C2": _c2, "C3": _c3, "C4.shutdown": _c4_shutdown,
+    "C1": _c1, "C1.route": _c1_route, "C1.proxy": _c1_proxy, "C2": _c2, "C3": _c3, "C4.shutdown": _c4_shutdown,
     "C4.sql": _guest_probe("C4.sql", "set-vss-copy-backup", "SQL Server / USEVSSCOPYBACKUP"),
     "C4.load": _not_observable("C4.load", "CPU/memory load is not visible through ARM (needs guest metrics)"),
     "C4.schedule": _not_observable("C4.schedule", "schedule collisions are judged from the vault's policies "

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from remediations.action import Action, ActionParams, OnChange, RunSettings
 from remediations.actions import get_action
+from remediations.actions.proxy import ProxyProbe, probe_proxy
 from remediations.azure import Azure
 from remediations.backupjobs import JobView
-from remediations.facts import Facts, gather
+from remediations.facts import Facts, gather, read_routes
 from remediations.model import Change, Outcome, Plan
+from remediations.routes import NO_NETWORK_CODES, RouteFacts
 from remediations.target import Target
 
 from .catalog import CAUSES, VERIFY, ErrorEntry, lookup, match_error
-from .diagnose import Finding, decided, diagnose
+from .diagnose import Finding, check, decided, diagnose
 from .live import BEFORE_WRITE, READING, Step, ended, job_progress
 from .stop import follow
 
@@ -46,11 +48,12 @@ class Options:
     backup_wait_seconds: float = 3600.0
     backup_poll_seconds: float | None = None
     wait_ready_seconds: float = 300.0
+    proxy: str | None = None  # the working guest proxy set-guest-proxy sets (fix --proxy)
 
     def settings(self) -> RunSettings:
         """What every action's Params.for_run may take from these options."""
         return RunSettings(egress_mode=self.egress_mode, retention_days=self.retention_days,
-                           wait_ready_seconds=self.wait_ready_seconds)
+                           wait_ready_seconds=self.wait_ready_seconds, proxy=self.proxy)
 
 
 @dataclass
@@ -85,6 +88,7 @@ class VmReport:
     manual: list[str] = field(default_factory=list)
     shown: bool = False  # its diagnosis and plan were shown before a prompt: the text then shows what happened
     consent: str | None = None  # whose consent lets its disruptive steps run (None: they are withheld)
+    waiting: list[str] = field(default_factory=list)  # fixes that wait for a person's value (Plan.needs_input)
 
     @property
     def exit_code(self) -> int:
@@ -117,6 +121,9 @@ def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
     else:
         entry, how = match_error(None)
         code = None
+    if "C1.proxy" in entry.causes:  # one read-only Run Command (and the proxy VM's NSGs when it is one)
+        facts = replace(facts, proxy=probe_proxy(azure, facts.vm, target) if job is not None or opts.error
+                        else ProxyProbe(None, skipped="no failed backup to explain"))
     inv = Investigation(facts, entry, code, how, job, diagnose(facts, entry))
     for i, f in enumerate(inv.findings):
         if f.verdict == "unknown" and f.probe:
@@ -125,33 +132,56 @@ def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
             inv.previews[f.probe] = plan
             evidence = "; ".join(c.reason for c in plan.changes) or plan.reason
             inv.findings[i] = decided(f, bool(plan.changes), evidence)
+    _judge_routes(azure, inv, opts)
     return inv
+
+
+def _judge_routes(azure: Azure, inv: Investigation, opts: Options) -> None:
+    """C1.route: the effective routes are read only when no cause found so far explains a failure of a running VM."""
+    i = next((i for i, f in enumerate(inv.findings) if f.cause == "C1.route" and f.verdict == "unknown"), None)
+    if i is None:
+        return
+    vm = inv.facts.vm
+    found = next((f.cause for f in inv.findings if f.verdict == "present"), None)
+    why = ("no failed backup to explain" if inv.job is None and not opts.error
+           else f"{vm.name} is {vm.power_state or 'not running'}; a NIC has effective routes only while its VM runs"
+           if not vm.running else f"{found} already explains the failure" if found else None)
+    # The extension said it had no network: the failed job's code, else the error named for the run is that runbook's.
+    said = [c for c in (inv.job.error_code if inv.job else None, inv.error_code) if c in NO_NETWORK_CODES]
+    named = [c for c in inv.entry.codes if c in NO_NETWORK_CODES]
+    no_network = next(iter(said + named), None)
+    routes = RouteFacts(skipped=why) if why else read_routes(azure, inv.facts, no_network=no_network)
+    inv.facts = replace(inv.facts, routes=routes)
+    inv.findings[i] = check("C1.route", inv.facts)
 
 
 def plan_fixes(azure: Azure, inv: Investigation, opts: Options) -> tuple[list[Plan], list[str]]:
     """The plans of every fix for the causes found (probe previews reused), and the manual steps."""
     plans: list[Plan] = []
     manual: list[str] = []
-    seen: set[str] = set()
-    target = inv.facts.target
+    seen: set[tuple[str, str]] = set()
     for finding in inv.present:
         cause = CAUSES[finding.cause]
         fixed_here = False
-        for name in cause.fixes:
-            if name in seen:
+        target = finding.on or inv.facts.target  # e.g. the guest's proxy VM, whose own NSG blocks Storage
+        for name in cause.fixes if finding.fixes is None else finding.fixes:
+            if (name, str(target)) in seen:
                 continue
-            seen.add(name)
-            if name in inv.previews:
+            seen.add((name, str(target)))
+            if name in inv.previews and finding.on is None:
                 plan = inv.previews[name]
             else:
                 action, params = _params(name, target, opts)
                 plan = action.preview(azure, params)
             manual.extend(m for m in plan.manual if m not in manual)
-            if plan.changes:
+            if plan.changes and finding.on is not None:  # say which VM it acts on: not the one diagnosed
+                plan.notes.append(f"{name} acts on {target.name} ({target.resource_group}), named by "
+                                  f"{finding.cause}, not on {inv.facts.target.name}")
+            if plan.changes or plan.needs_input:  # one waiting for a person's value is kept: it holds the proof
                 plans.append(plan)
-                fixed_here = True
+                fixed_here = bool(plan.changes)
         if not fixed_here:
-            manual.extend(m for m in cause.manual if m not in manual)
+            manual.extend(m for m in (*finding.manual, *cause.manual) if m not in manual)
     return plans, manual
 
 
@@ -210,6 +240,10 @@ def _run(azure: Azure, target: Target, opts: Options, confirm: Callable[[VmRepor
     _apply_fixes(azure, report, opts, on_change, say)
     if _stopped(report):
         return report
+    if verify is None and report.waiting:
+        report.status = "manual"
+        report.message = f"Applied; not verified: {', '.join(report.waiting)} needs a value only a person can give."
+        return report
     if verify is None:
         report.status, report.message = "applied", "Applied; no verification backup (--no-backup)."
         return report
@@ -236,7 +270,8 @@ def _plan_run(azure: Azure, inv: Investigation,
     plans, manual = plan_fixes(azure, inv, opts)
     verify: tuple[Action[Any, Any], ActionParams] | None = None
     bplan: Plan | None = None
-    if opts.backup:
+    waiting = [p.action for p in plans if p.needs_input]  # a fix waits for a person's value: no backup can prove it
+    if opts.backup and not waiting:
         action, params, bplan = _backup_plan(azure, inv, opts, fixing=any(p.changes for p in plans))
         verify = (action, params)
         if bplan.changes or bplan.manual:
@@ -250,7 +285,9 @@ def _plan_run(azure: Azure, inv: Investigation,
         _add_manual(report, _unchecked(inv))
         report.status = "manual" if report.manual else "nothing"
         report.message = "No changes." + (" Manual steps remain." if report.manual else "") + (
-            f" Not verified: {held}." if held is not None else "")
+            f" Not verified: {held}." if held is not None else "") + (
+            f" Not verified: {', '.join(waiting)} needs a value only a person can give." if waiting else "")
+    report.waiting = waiting
     return report, verify
 
 
@@ -260,11 +297,17 @@ def _apply_fixes(azure: Azure, report: VmReport, opts: Options, on_change: OnCha
         if plan.action == VERIFY:
             continue
         say(Step(report.target.name, f"applying {plan.action}", hint=BEFORE_WRITE))
-        action, params = _params(plan.action, report.target, opts)
+        action, params = _params(plan.action, _fix_target(report, plan), opts)
         outcome = action.apply(azure, params, consent=opts.consent if opts.allow_disruptive else False,
                                on_change=on_change)
         report.outcomes.append(outcome)
         _add_manual(report, outcome.manual)
+
+
+def _fix_target(report: VmReport, plan: Plan) -> Target:
+    """The VM a plan acts on: the report's, or another VM a finding named (the guest's proxy VM)."""
+    findings = report.investigation.findings if report.investigation else []
+    return next((f.on for f in findings if f.on is not None and str(f.on) == plan.target), report.target)
 
 
 def _stopped(report: VmReport) -> bool:

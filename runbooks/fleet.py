@@ -39,7 +39,8 @@ def options(args: argparse.Namespace, clients: Clients | None = None, **over: An
             "consent": DEMO_CONSENT if demo else "--allow-disruptive",
             "backup": not getattr(args, "no_backup", False), "retention_days": getattr(args, "retention_days", 30),
             "egress_mode": getattr(args, "mode", None) or "service-tag",
-            "backup_poll_seconds": 0.05 if fast else None, "wait_ready_seconds": 300.0}
+            "backup_poll_seconds": 0.05 if fast else None, "wait_ready_seconds": 300.0,
+            "proxy": getattr(args, "proxy", None)}
     base.update(over)
     return Options(**base)
 

@@ -170,14 +170,20 @@ def test_by_hand_actions_are_not_granted_to_the_automation_role() -> None:
 
 def test_params_come_from_each_actions_own_model() -> None:
     """The engine passes the run settings; each Params takes what concerns it (no guessing by field names)."""
-    settings = RunSettings(egress_mode="ip-ranges", retention_days=7, wait_ready_seconds=12.0)
+    settings = RunSettings(egress_mode="ip-ranges", retention_days=7, wait_ready_seconds=12.0,
+                           proxy="http://10.0.2.4:3128")
     built = {n: action_class(n).Params.for_run(target("vm-x"), settings) for n in ACTION_NAMES}
     assert all(p.target == target("vm-x") and not p.force for p in built.values())
     assert built["allow-backup-egress"].mode == "ip-ranges"  # type: ignore[attr-defined]
     assert built[VERIFY].retention_days == 7  # type: ignore[attr-defined]
     assert {n for n, p in built.items() if getattr(p, "wait_ready_seconds", None) == 12.0} == \
-        {"restart-guest-agent", "upgrade-linux-agent"}
-    assert Options(egress_mode="ip-ranges", retention_days=7, wait_ready_seconds=12.0).settings() == settings
+        {"restart-guest-agent", "upgrade-linux-agent", "set-guest-proxy"}
+    assert {n for n, p in built.items() if getattr(p, "proxy", None)} == {"set-guest-proxy"}
+    assert Options(egress_mode="ip-ranges", retention_days=7, wait_ready_seconds=12.0,
+                   proxy="http://10.0.2.4:3128").settings() == settings
+
+
+PROXY = "http://10.0.2.4:3128"  # the demo fleet's working proxy VM (vm-proxy)
 
 
 @cache
@@ -186,9 +192,10 @@ def _planned_on(endpoint: str, ca_bundle: str, vms: tuple[str, ...]) -> dict[str
     ro = Azure(AzureConfig(subscription=DEMO_SUBSCRIPTION, arm_endpoint=endpoint, ca_bundle=ca_bundle,
                            read_only=True, retry=FAST_RETRY))
     out: dict[str, str] = {}
+    opts = Options(proxy=PROXY)  # the working guest proxy, as `fix --proxy` and the demo give it
     for vm in vms:
-        inv = investigate(ro, target(vm), Options())
-        for plan in plan_fixes(ro, inv, Options())[0]:
+        inv = investigate(ro, target(vm), opts)
+        for plan in plan_fixes(ro, inv, opts)[0]:
             out.setdefault(plan.action, vm)
     return out
 
@@ -214,7 +221,7 @@ def test_each_actions_requests_are_mapped_and_declared(armsim: Any, azure: Azure
         where = planned_on(armsim)["allow-backup-egress"]  # any VM whose backups fail
     cls = action_class(name)
     fast = {"poll_seconds": 0.05} if "poll_seconds" in cls.Params.model_fields else {}
-    params = cls.Params.for_run(target(where or "vm-healthy"), RunSettings(), force=where is None, **fast)
+    params = cls.Params.for_run(target(where or "vm-healthy"), RunSettings(proxy=PROXY), force=where is None, **fast)
     armsim.sim.clear_requests()
     out = get_action(name).apply(azure, params, consent=True)
     assert out.status == "changed", out

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from conftest import FAST_RETRY, mutating
+from conftest import DEMO_VMS, FAST_RETRY, mutating
 from pydantic import ValidationError
 from support.demo import RG, sim_vm
 from support.egress import NO_NETWORK, nsg_id, params, put_rule, raw_rule, rules, sim_nsg
@@ -133,8 +133,10 @@ def test_read_only_preview_every_demo_vm(armsim: Server) -> None:
         plan = action.preview(ro, params(v.name))
         planned[v.name] = [c.resource for c in plan.changes]
         assert plan.changes or plan.reason
-    assert len(planned) == 9
-    assert {k for k, v in planned.items() if v} == {"vm-nsg-blocked", "vm-subnet-blocked"}
+    assert sorted(planned) == sorted(DEMO_VMS)
+    # vm-proxy-locked's NIC NSG denies 443 out; vm-proxy-egress's own NSG too (its backups go through vm-proxy-locked)
+    assert {k for k, v in planned.items() if v} == {"vm-nsg-blocked", "vm-subnet-blocked", "vm-proxy-locked",
+                                                     "vm-proxy-egress"}
     assert mutating(armsim) == []
     with pytest.raises(ReadOnlyViolation):  # the write would be stopped in the pipeline
         action.execute(ro, params("vm-nsg-blocked"), action.preview(ro, params("vm-nsg-blocked")).changes[0])

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from conftest import http
+from conftest import BROKEN, http
 
 from armsim import DEMO_SUBSCRIPTION, Server
 from remediations.azure import Azure
@@ -28,8 +28,9 @@ from remediations.scripts import SCRIPTS, output_text, parse_result
 
 ROOT = Path(__file__).parent.parent
 RG, VAULT, ACCOUNT = "rg-demo", "rsv-demo", "aa-backup-runbooks"
-DEMO_VMS = ["vm-ext-failed", "vm-healthy", "vm-linux-agent-old", "vm-nsg-blocked", "vm-rdp-shutdown", "vm-sql-vss",
-            "vm-subnet-blocked", "vm-win-agent-hung", "vm-win-provider-disabled"]
+DEMO_VMS = ["vm-ext-failed", "vm-healthy", "vm-linux-agent-old", "vm-nsg-blocked", "vm-proxy", "vm-proxy-dead",
+            "vm-proxy-egress", "vm-proxy-locked", "vm-rdp-shutdown", "vm-sql-vss", "vm-subnet-blocked", "vm-udr-blocked",
+            "vm-win-agent-hung", "vm-win-provider-disabled"]
 NSG_PATH = (f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Network"
             "/networkSecurityGroups/nsg-blocked")
 ALLOW_STORAGE = {"properties": {"protocol": "Tcp", "access": "Allow", "direction": "Outbound", "priority": 150,
@@ -282,7 +283,7 @@ def test_backup_status_item_and_list(azure: Azure) -> None:
     assert props["lastBackupStatus"] == "Failed" and props["healthStatus"] == "ActionRequired"
     assert item.properties.source_resource_id == vm.id
     names = [i.name for i in azure.backup.backup_protected_items.list(VAULT, RG)]
-    assert len(names) == 9 and "VM;iaasvmcontainerv2;rg-demo;vm-healthy" in names
+    assert len(names) == len(DEMO_VMS) and "VM;iaasvmcontainerv2;rg-demo;vm-healthy" in names
     other = f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/nope"
     assert azure.backup.backup_status.get("eastus", {"resourceId": other, "resourceType": "VM"}).protection_status \
         == "NotProtected"
@@ -311,11 +312,12 @@ def _jobs(azure: Azure, flt: str | None = None) -> list[Any]:
 
 def test_backup_jobs_list_filters(azure: Azure) -> None:
     everything = _jobs(azure)
-    assert len(everything) == 17  # a completed job a day ago for all 9, a failed one for each of the 8 broken
+    seeded = len(DEMO_VMS) + len(BROKEN)  # a completed job a day ago for every VM, a failed one for each broken one
+    assert len(everything) == seeded
     failed = _jobs(azure, "status eq 'Failed'")
-    assert len(failed) == 8 and {j.properties.status for j in failed} == {"Failed"}
-    assert len(_jobs(azure, "status eq 'Completed'")) == 9
-    assert len(_jobs(azure, "operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'")) == 17
+    assert len(failed) == len(BROKEN) and {j.properties.status for j in failed} == {"Failed"}
+    assert len(_jobs(azure, "status eq 'Completed'")) == len(DEMO_VMS)
+    assert len(_jobs(azure, "operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'")) == seeded
     assert _jobs(azure, "operation eq 'Restore'") == []
     # azure-cli's time format: '%Y-%m-%d %I:%M:%S %p' (UTC)
     now = datetime.now(timezone.utc)
@@ -323,7 +325,7 @@ def test_backup_jobs_list_filters(azure: Azure) -> None:
     window = (f"startTime eq '{(now - timedelta(hours=12)).strftime(fmt)}' and "
               f"endTime eq '{now.strftime(fmt)}'")
     recent = _jobs(azure, f"backupManagementType eq 'AzureIaasVM' and operation eq 'Backup' and {window}")
-    assert len(recent) == 8 and all(j.properties.status == "Failed" for j in recent)
+    assert len(recent) == len(BROKEN) and all(j.properties.status == "Failed" for j in recent)
     assert len(_jobs(azure, f"status eq 'Completed' and {window}")) == 0
 
 

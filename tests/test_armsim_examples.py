@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlencode, urlparse
 
 import pytest
+from conftest import BROKEN, DEMO_VMS
 
 from armsim import DEMO_SUBSCRIPTION, Server
 from remediations.azure import Azure
@@ -144,6 +145,8 @@ def _op_id(got: Got) -> str:
     return urlparse(got.headers["azure-asyncoperation"]).path.rsplit("/", 1)[-1]
 
 
+# The request body of RouteTableRouteCreate.json, put on the demo's rt-firewall.
+_ROUTE = {"properties": {"addressPrefix": "10.0.3.0/24", "nextHopType": "VirtualNetworkGateway"}}
 # The request body of NetworkSecurityGroupRuleCreate.json, put on the demo's nsg-app.
 _RULE = {"properties": {"access": "Deny", "destinationAddressPrefix": "11.0.0.0/8", "destinationPortRange": "8080",
                         "direction": "Outbound", "priority": 100, "sourceAddressPrefix": "10.0.0.0/8",
@@ -271,6 +274,41 @@ def _sdk_subnet(az: Azure) -> None:
     assert sn.delegations == []
 
 
+def _sdk_route_table(az: Azure) -> None:
+    rt = az.network.route_tables.get(RG, "rt-firewall")
+    assert [(r.name, r.next_hop_type, r.next_hop_ip_address) for r in rt.routes] == [
+        ("default-to-firewall", "VirtualAppliance", "10.0.100.4")]
+    assert rt.disable_bgp_route_propagation is False and rt.subnets[0].id.endswith("/subnets/firewalled")
+    assert az.network.subnets.get(RG, "vnet-demo", "firewalled").route_table.id == rt.id
+
+
+def _sdk_route_table_create(az: Azure) -> None:
+    rt = az.network.route_tables.begin_create_or_update(RG, "testrt", {"location": "eastus"}).result()
+    assert (rt.name, rt.provisioning_state, rt.routes) == ("testrt", "Succeeded", [])
+
+
+def _sdk_route(az: Azure) -> None:
+    route = az.network.routes.get(RG, "rt-firewall", "default-to-firewall")
+    assert (route.address_prefix, route.next_hop_type, route.provisioning_state) == (
+        "0.0.0.0/0", "VirtualAppliance", "Succeeded")
+
+
+def _sdk_route_create(az: Azure) -> None:
+    route = az.network.routes.begin_create_or_update(RG, "rt-firewall", "route1", _ROUTE).result()
+    assert (route.name, route.next_hop_type, route.provisioning_state) == ("route1", "VirtualNetworkGateway", "Succeeded")
+
+
+def _sdk_route_list(az: Azure) -> None:
+    assert [r.name for r in az.network.routes.list(RG, "rt-firewall")] == ["default-to-firewall"]
+
+
+def _sdk_effective_routes(az: Azure) -> None:
+    value = az.network.network_interfaces.begin_get_effective_route_table(RG, "vm-udr-blocked-nic").result().value
+    assert (value[0].address_prefix, value[0].next_hop_type, value[0].source) == (["10.0.0.0/16"], "VnetLocal", "Default")
+    assert [(r.source, r.state) for r in value if r.address_prefix == ["0.0.0.0/0"]] == [
+        ("Default", "Invalid"), ("User", "Active")]
+
+
 def _sdk_item(az: Azure) -> None:
     item = az.backup.protected_items.get("rsv-demo", RG, "Azure", "IaasVMContainer;iaasvmcontainerv2;rg-demo;vm-healthy",
                                          "VM;iaasvmcontainerv2;rg-demo;vm-healthy")
@@ -282,7 +320,7 @@ def _sdk_item(az: Azure) -> None:
 def _sdk_items(az: Azure) -> None:
     items = list(az.backup.backup_protected_items.list(
         "rsv-demo", RG, filter="backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"))
-    assert len(items) == 9 and all(i.properties.backup_management_type == "AzureIaasVM" for i in items)
+    assert len(items) == len(DEMO_VMS) and all(i.properties.backup_management_type == "AzureIaasVM" for i in items)
 
 
 def _sdk_job(az: Azure) -> None:
@@ -294,7 +332,7 @@ def _sdk_job(az: Azure) -> None:
 
 def _sdk_jobs(az: Azure) -> None:
     jobs = list(az.backup.backup_jobs.list("rsv-demo", RG))
-    assert {type(j.properties).__name__ for j in jobs} == {"AzureIaaSVMJob"} and len(jobs) == 17
+    assert {type(j.properties).__name__ for j in jobs} == {"AzureIaaSVMJob"} and len(jobs) == len(DEMO_VMS) + len(BROKEN)
 
 
 def _sdk_trigger_flow(check: Callable[[Azure, str], None]) -> SdkCheck:
@@ -511,6 +549,23 @@ CASES: dict[str, Case] = {
         lambda s, api: call(s, "GET", f"{NET}/virtualNetworks/vnet-demo/subnets/locked", {"api-version": api}),
         _sdk_subnet,
         {"properties.purpose": "returned only for delegated/special-purpose subnets"}),
+    "network/RouteTableGet.json": Case(
+        lambda s, api: call(s, "GET", f"{NET}/routeTables/rt-firewall", {"api-version": api}), _sdk_route_table),
+    "network/RouteTableCreate.json": Case(
+        lambda s, api: call(s, "PUT", f"{NET}/routeTables/testrt", {"api-version": api}, {"location": "eastus"}),
+        _sdk_route_table_create),
+    "network/RouteTableRouteGet.json": Case(
+        lambda s, api: call(s, "GET", f"{NET}/routeTables/rt-firewall/routes/default-to-firewall", {"api-version": api}),
+        _sdk_route),
+    "network/RouteTableRouteCreate.json": Case(
+        lambda s, api: call(s, "PUT", f"{NET}/routeTables/rt-firewall/routes/route1", {"api-version": api}, _ROUTE),
+        _sdk_route_create),
+    "network/RouteTableRouteList.json": Case(
+        lambda s, api: call(s, "GET", f"{NET}/routeTables/rt-firewall/routes", {"api-version": api}), _sdk_route_list),
+    "network/NetworkInterfaceEffectiveRouteTableList.json": Case(
+        lambda s, api: call(s, "POST", f"{NET}/networkInterfaces/vm-udr-blocked-nic/effectiveRouteTable",
+                            {"api-version": api}),
+        _sdk_effective_routes),
     "recoveryservicesbackup/Compute_ProtectedItem_Get.json": Case(
         lambda s, api: call(s, "GET", f"{VAULT}/{ITEM_HEALTHY}", {"api-version": api}), _sdk_item),
     "recoveryservicesbackup/BackupProtectedItems_List.json": Case(
@@ -540,7 +595,8 @@ CASES: dict[str, Case] = {
 
 
 # Accepted (202) operations whose example also documents the final 200 body: armsim's Location is followed.
-FOLLOWED = ("compute/VirtualMachineRunCommand.json", "network/NetworkInterfaceEffectiveNSGList.json")
+FOLLOWED = ("compute/VirtualMachineRunCommand.json", "network/NetworkInterfaceEffectiveNSGList.json",
+            "network/NetworkInterfaceEffectiveRouteTableList.json")
 
 
 def _example_files() -> list[str]:

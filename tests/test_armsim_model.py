@@ -28,9 +28,15 @@ DEMO_ERRORS: dict[str, str | None] = {
     "vm-rdp-shutdown": None,  # its guest was shut down from inside: PowerState/stopped, backed up crash-consistently
     "vm-ext-failed": "ExtensionOperationFailedForManagedDisks",
     "vm-win-provider-disabled": "BackUpOperationFailed",
+    "vm-udr-blocked": "ExtensionSnapshotFailedNoNetwork",  # its subnet's 0.0.0.0/0 goes to an NVA that blocks Storage
+    "vm-proxy": None,  # a healthy proxy VM (10.0.2.4:3128)
+    "vm-proxy-locked": "ExtensionSnapshotFailedNoNetwork",  # a proxy VM (10.0.3.4:3128) whose NSG denies Storage
+    "vm-proxy-dead": "ExtensionSnapshotFailedNoNetwork",  # its waagent.conf proxy 10.0.2.99:3128 does not answer
+    "vm-proxy-egress": "ExtensionSnapshotFailedNoNetwork",  # its WinHTTP proxy is vm-proxy-locked
 }
-# The failed job each broken VM already has: vm-rdp-shutdown's failed while its guest was going down.
-SEEDED_ERRORS = {**DEMO_ERRORS, "vm-rdp-shutdown": "UserErrorGuestAgentStatusUnavailable"}
+# The failed job each broken VM already has: vm-rdp-shutdown's failed while its guest was going down; the locked
+# proxy VM has none (its last backup, a day ago, succeeded: the demo fixes it through vm-proxy-egress's plan).
+SEEDED_ERRORS = {**DEMO_ERRORS, "vm-rdp-shutdown": "UserErrorGuestAgentStatusUnavailable", "vm-proxy-locked": None}
 
 
 def retry_after(exc: HttpResponseError) -> str | None:
@@ -105,7 +111,7 @@ def test_demo_backup_outcome(azure: Azure, vm_name: str) -> None:
 def test_each_broken_vm_already_has_one_failed_job_with_its_error(azure: Azure) -> None:
     failed = [j.properties.as_dict() for j in azure.backup.backup_jobs.list(VAULT, RG, filter="status eq 'Failed'")]
     by_vm = {j["entityFriendlyName"]: [d["errorTitle"] for d in j["errorDetails"]] for j in failed}
-    assert len(failed) == len(by_vm) == 8
+    assert len(failed) == len(by_vm) == len([e for e in SEEDED_ERRORS.values() if e])
     assert by_vm == {vm: [err] for vm, err in SEEDED_ERRORS.items() if err}
 
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
-from conftest import BROKEN, DEMO_VMS
+from conftest import BROKEN
 from support.automation import ACCOUNT_ID, VAULT_ID, failed_job, sample
 from support.rbac import rbac_action, rbac_table
 from support.runs import AA_DIR, run_entry
@@ -64,7 +64,7 @@ def test_role_grants_exactly_the_actions_the_runbooks_use(armsim: Server) -> Non
     runs += [run_entry(armsim, "fix_backup_failure.py", alerts[0])]  # dry run
     with ThreadPoolExecutor(max_workers=4) as pool:  # one VM per job, as fan_out runs them
         runs += list(pool.map(lambda a: run_entry(armsim, "fix_backup_failure.py", a, "mode=apply",
-                                                  "allow_disruptive=true"), alerts))
+                                                  "allow_disruptive=true", "proxy=http://10.0.2.4:3128"), alerts))
     runs += [run_entry(armsim, "fix_backup_failure.py", sample("backup-failure-alert.json", "vm-healthy"),
                        "mode=apply")]
     runs += [run_entry(armsim, "fan_out.py", f"vault={VAULT_ID}", f"automation_account={ACCOUNT_ID}",
@@ -75,7 +75,7 @@ def test_role_grants_exactly_the_actions_the_runbooks_use(armsim: Server) -> Non
     applied = {c.split(":", 1)[0] for r in runs for v in r.summary["vms"] for c in v.get("changes") or []}
     assert applied == RUNBOOK_ACTIONS, f"not every remediation action ran: {RUNBOOK_ACTIONS ^ applied}"
     assert "power-off" not in RUNBOOK_ACTIONS
-    assert {v["vm"] for r in runs for v in r.summary["vms"]} >= set(DEMO_VMS)
+    assert {v["vm"] for r in runs for v in r.summary["vms"]} >= set(BROKEN)
 
     log = armsim.sim.requests()
     unmapped = sorted({f"{e['method']} {e['path']}" for e in log if rbac_action(e["method"], e["path"]) is None})

@@ -20,10 +20,11 @@ from support.runs import run_entry
 
 from armsim import Server
 from runbooks.automation import sweep
+from runbooks.cmd_demo import DEMO_PROXY
 
 SWEEP = "sweep_backup_failures.py"
 ARGS = (f"vaults={VAULT_ID}", f"automation_account={ACCOUNT_ID}", "poll_seconds=0.05", "mode=apply",
-        "allow_disruptive=true")
+        "allow_disruptive=true", f"proxy={DEMO_PROXY}")  # the working guest proxy, forwarded to every child
 
 
 @pytest.fixture

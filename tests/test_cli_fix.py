@@ -14,11 +14,13 @@ from conftest import DEMO_VMS, mutating
 from support.runs import ROOT, cli, runbooks
 
 from armsim import DEMO_SUBSCRIPTION, Server
+from runbooks.cmd_demo import DEMO_PROXY
 
 CAUSES = {
     "vm-nsg-blocked": ["C1"], "vm-subnet-blocked": ["C1"], "vm-win-agent-hung": ["C2"],
     "vm-linux-agent-old": ["C3"], "vm-sql-vss": ["C4.sql"], "vm-rdp-shutdown": ["C4.shutdown"],
     "vm-ext-failed": ["C5.extension"], "vm-win-provider-disabled": ["C5.provider"],
+    "vm-udr-blocked": ["C1.route"], "vm-proxy-dead": ["C1.proxy"], "vm-proxy-egress": ["C1.proxy"],
 }
 
 
@@ -29,9 +31,11 @@ def backup_status(server: Server, vm: str) -> str:
     return max(jobs, key=lambda j: j.started).status
 
 
-@pytest.mark.parametrize("vm", [v for v in DEMO_VMS if v not in ("vm-healthy",)])
+# the proxy VMs have no failed backup to fix (vm-proxy-locked's NSG is fixed through vm-proxy-egress)
+@pytest.mark.parametrize("vm", [v for v in DEMO_VMS if v not in ("vm-healthy", "vm-proxy", "vm-proxy-locked")])
 def test_fix_each_demo_vm_finds_its_causes_and_a_new_backup_succeeds(armsim: Server, tmp_path: Path, vm: str) -> None:
-    r = cli(armsim, "fix", vm, "-g", "rg-demo", "--yes", "--allow-disruptive", "-o", "json", tmp=tmp_path)
+    r = cli(armsim, "fix", vm, "-g", "rg-demo", "--yes", "--allow-disruptive", "--proxy", DEMO_PROXY, "-o", "json",
+            tmp=tmp_path)  # the working proxy is what an operator gives (only vm-proxy-dead uses it)
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads(r.stdout)
     (report,) = doc["vms"]
@@ -54,7 +58,7 @@ def test_hung_agent_without_consent_is_withheld_with_zero_writes(armsim: Server,
 
 
 def test_dry_run_over_the_whole_fleet_makes_zero_mutating_requests(armsim: Server) -> None:
-    r = cli(armsim, "fix", *DEMO_VMS, "-g", "rg-demo", "--dry-run")
+    r = cli(armsim, "fix", *DEMO_VMS, "-g", "rg-demo", "--dry-run", "--proxy", DEMO_PROXY)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Plan: 1 to add, 0 to change, 0 to remove, 1 to run." in r.stdout
     assert "No changes. The VM's latest backup succeeded." in r.stdout
@@ -162,7 +166,7 @@ def test_list_and_explain() -> None:
 
 def test_from_vault_fixes_every_failed_vm_with_one_summary(armsim: Server, tmp_path: Path) -> None:
     r = cli(armsim, "fix", "--from-vault", "rsv-demo", "-g", "rg-demo", "--since", "24h", "--yes",
-            "--allow-disruptive", "--concurrency", "4", "-o", "json", tmp=tmp_path)
+            "--allow-disruptive", "--proxy", DEMO_PROXY, "--concurrency", "4", "-o", "json", tmp=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     doc = json.loads(r.stdout)
     assert sorted(v["vm"] for v in doc["vms"]) == sorted(CAUSES)

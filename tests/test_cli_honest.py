@@ -17,6 +17,7 @@ from support.terminal import spawn
 
 from armsim import Server
 from remediations.azure import Azure
+from runbooks.cmd_demo import DEMO_PROXY as PROXY
 
 PROMPT = "Only 'yes' is accepted: "
 DRY_RUN = "Dry run: nothing was changed."
@@ -72,7 +73,7 @@ def test_a_real_dry_run_still_says_so(armsim: Server) -> None:
 def fleet_fix(armsim_server: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
     """`fix` of every broken demo VM with --yes and --allow-disruptive (the demo's fixes, against armsim); run once
     per worker for the tests that read its output."""
-    r = cli(reset(armsim_server), "fix", *BROKEN, "-g", "rg-demo", "--yes", "--allow-disruptive",
+    r = cli(reset(armsim_server), "fix", *BROKEN, "-g", "rg-demo", "--yes", "--allow-disruptive", "--proxy", PROXY,
             "--concurrency", str(len(BROKEN)), tmp=tmp_path_factory.mktemp("fleet"))
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
@@ -97,9 +98,10 @@ def test_a_disruptive_step_that_ran_names_whose_consent_allowed_it(fleet_fix: st
     i = next(n for n, ln in enumerate(lines) if ln.startswith("  restart-guest-agent: changed (disruptive); verified"))
     evidence = lines[i + 1:i + 3]
     assert "    disruptive: restart vm-win-agent-hung through the platform; consent: --allow-disruptive" in evidence
-    # the only disruptive step of the fleet: its plan line says whose consent, and so does the step that ran
+    # the fleet's two disruptive steps (this restart, and vm-udr-blocked's route past its firewall): each plan
+    # line says whose consent, and so does each step that ran
     assert "  # vm-win-agent-hung will be run (disruptive; consent: --allow-disruptive)" in lines
-    assert fleet_fix.count("consent:") == 2
+    assert fleet_fix.count("consent:") == 4
     assert "needs --allow-disruptive" not in fleet_fix
 
 

@@ -48,13 +48,27 @@ class Term:
     def live(self) -> list[str]:
         return [ln for ln in self.lines() if ln.startswith(LIVE)]
 
-    def wait_for(self, cond, seconds: float = 30.0) -> list[str]:  # type: ignore[no-untyped-def]
+    def wait_for(self, cond, seconds: float = 30.0,  # type: ignore[no-untyped-def]
+                 server: Server | None = None) -> list[str]:
+        """Wait until `cond(lines)`; with `server`, a timeout also ends its backup jobs and shows what the run
+        then printed (its reports say why a VM stopped early), so that a failure explains itself."""
         end = time.monotonic() + seconds
         while not cond(self.lines()):
-            assert time.monotonic() < end, "not seen on screen:\n" + "\n".join(self.lines())
+            if time.monotonic() >= end:
+                raise AssertionError("not seen on screen:\n" + "\n".join(self.lines()) + self._then(server))
             assert self.child.isalive(), "exited early:\n" + "\n".join(self.lines())
             self.child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.1)
         return self.lines()
+
+    def _then(self, server: Server | None) -> str:
+        if server is None:
+            return ""
+        end_backup_jobs(server)
+        try:
+            self.child.expect(pexpect.EOF, timeout=30)
+        except pexpect.TIMEOUT:
+            return "\n--- still running 30 s after its backup jobs were ended"
+        return "\n--- then, once its backup jobs were ended, the run printed:\n" + "\n".join(self.lines())
 
     def finish(self, seconds: float = 60) -> int:
         self.child.expect(pexpect.EOF, timeout=seconds)
@@ -82,7 +96,8 @@ def test_a_followed_backup_job_ticks_on_a_live_line_and_ctrl_c_clears_it_for_the
                                                                                        tmp_path: Path) -> None:
     armsim.sim.settings.backup_job_polls = 100000  # the verification backup runs until Ctrl-C
     term = Term(armsim, tmp_path, "fix", "vm-nsg-blocked", "-g", "rg-demo", "--yes")
-    screen = term.wait_for(lambda ls: any(ln.startswith(LIVE + "vm-nsg-blocked: backup job") for ln in ls))
+    screen = term.wait_for(lambda ls: any(ln.startswith(LIVE + "vm-nsg-blocked: backup job") for ln in ls),
+                           server=armsim)
     live = term.live()
     assert len(live) == 1 and screen[-1] == live[0], screen  # one live line, at the bottom
     assert re.search(r"backup job [0-9a-f]{8}… InProgress [0-9]+%", live[0]), live
@@ -131,10 +146,11 @@ def test_action_trigger_backup_follows_its_job_live_and_ctrl_c_leaves_the_note(a
     armsim.sim.settings.backup_job_polls = 100000
     term = Term(armsim, tmp_path, "action", "trigger-backup", "vm-nsg-blocked", "-g", "rg-demo", "--yes",
                 "--param", "wait=true", "--param", "poll_seconds=0.1", "--verbose")
-    term.wait_for(lambda ls: any(ln.startswith(LIVE + "vm-nsg-blocked: backup job") for ln in ls))
-    time.sleep(1)  # ten polls, each a --verbose log line on stderr while the live line is shown
-    # between a log line and the redraw under it the live line is briefly not the last: look once it is
-    screen = term.wait_for(lambda ls: bool(ls) and ls[-1].startswith(LIVE) and ls[-1].endswith(FOLLOW), seconds=10)
+    term.wait_for(lambda ls: any(ln.startswith(LIVE + "vm-nsg-blocked: backup job") for ln in ls), server=armsim)
+    # five polls or more, each a --verbose log line on stderr while the live line is shown; between a log line and
+    # the redraw under it the live line is briefly not the last: look once it is
+    screen = term.wait_for(lambda ls: bool(ls) and ls[-1].startswith(LIVE) and ls[-1].endswith(FOLLOW)
+                           and sum(ln.startswith("ARM GET ") and "/backupJobs/" in ln for ln in ls) >= 5, seconds=30)
     assert screen[-1].startswith(LIVE) and screen[-1].endswith(FOLLOW), screen  # still the bottom line
     assert len(term.live()) == 1, screen  # never left behind above a log line
     polls = [ln for ln in screen if ln.startswith("ARM GET ") and "/backupJobs/" in ln]
@@ -155,7 +171,7 @@ def test_several_vms_have_one_live_line_each(armsim: Server, tmp_path: Path) -> 
         live = [ln for ln in ls if ln.startswith(LIVE)]
         return len(live) == 2 and all(ln.endswith(FOLLOW) for ln in live)
 
-    screen = term.wait_for(both_following)
+    screen = term.wait_for(both_following, server=armsim)
     live = term.live()
     assert screen[-2:] == live  # the live area is the bottom of the screen
     assert {ln.split(":")[0] for ln in live} == {LIVE + "vm-nsg-blocked", LIVE + "vm-subnet-blocked"}
@@ -248,6 +264,45 @@ def test_a_live_display_leaves_finished_steps_above_and_clears_its_area() -> Non
     pyte.Stream(screen).feed(out.getvalue().replace("\n", "\r\n"))
     assert [ln.rstrip() for ln in screen.display if ln.strip()] == [
         "… vm-a: reading facts (2.0 s)", "… vm-a: applying allow-backup-egress (0.0 s)"]
+
+
+def _screen(out: io.StringIO, cols: int = 160, rows: int = 24) -> list[str]:
+    screen = pyte.Screen(cols, rows)
+    pyte.Stream(screen).feed(out.getvalue().replace("\n", "\r\n"))  # as a pty's onlcr writes it
+    return [ln.rstrip() for ln in screen.display if ln.strip()]
+
+
+def test_two_vms_keep_one_live_line_each_through_every_step_until_each_ends() -> None:
+    clock, out = FakeClock(), io.StringIO()
+    d = Display(out, live=True, colour=False, clock=clock, ticker=False, size=(160, 24))
+    verify = "verifying with an on-demand backup"
+    for vm in ("vm-a", "vm-b"):
+        d(Step(vm, "reading facts", hint=READING))
+    # the run of #11's flake: the steps of the two VMs interleave, one VM's job is followed first
+    for vm, step in (("vm-b", "applying allow-backup-egress"), ("vm-a", "applying allow-backup-egress"),
+                     ("vm-a", verify), ("vm-b", verify)):
+        clock.now += 0.1
+        d(Step(vm, step))
+        assert [ln.split(":")[0] for ln in _screen(out) if ln.startswith(LIVE)] == [LIVE + "vm-a", LIVE + "vm-b"]
+    clock.now += 0.1
+    d(job_step("vm-b", "InProgress", {"job_id": "0b000000-1111", "progress": 2, "tasks": []}))
+    d.tick()
+    clock.now += 0.1
+    d(job_step("vm-a", "InProgress", {"job_id": "0a000000-2222", "progress": 1, "tasks": []}))
+    clock.now += 28
+    d.tick()
+    shown = _screen(out)
+    live = [ln for ln in shown if ln.startswith(LIVE)]
+    assert shown[-2:] == live and len(live) == 2, shown  # one line per VM, at the bottom, none left behind
+    assert live[0].startswith("▸ vm-a: backup job 0a000000… InProgress 1% · 28 s · ") and live[0].endswith(FOLLOW)
+    assert live[1].startswith("▸ vm-b: backup job 0b000000… InProgress 2% · 28 s · ") and live[1].endswith(FOLLOW)
+    assert [ln for ln in shown if ln.startswith(f"… vm-a: {verify}")] == [f"… vm-a: {verify} (0.3 s)"], shown
+    d.end("vm-b")  # one VM ends: its job stays above, the other's live line stays
+    shown = _screen(out)
+    assert [ln for ln in shown if ln.startswith(LIVE)] == [shown[-1]] and shown[-1].startswith("▸ vm-a: backup job")
+    assert shown[-2] == "… vm-b: backup job 0b000000… InProgress 2% (28 s)", shown
+    d.end("vm-a")
+    assert not [ln for ln in _screen(out) if ln.startswith(LIVE)]
 
 
 def test_a_real_piped_run_prints_plain_lines_once_per_change(armsim: Server, tmp_path: Path) -> None:

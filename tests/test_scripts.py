@@ -29,6 +29,10 @@ EXPECTED = {  # id -> (os, command_id, mutating), per the contract's table
     "windows-agent-restart": ("Windows", "RunPowerShellScript", True),
     "windows-provider-get": ("Windows", "RunPowerShellScript", False),
     "windows-provider-enable": ("Windows", "RunPowerShellScript", True),
+    "linux-proxy-get": ("Linux", "RunShellScript", False),
+    "linux-proxy-set": ("Linux", "RunShellScript", True),
+    "windows-proxy-get": ("Windows", "RunPowerShellScript", False),
+    "windows-proxy-set": ("Windows", "RunPowerShellScript", True),
 }
 LINUX_IDS = [i for i, (os_, _, _) in EXPECTED.items() if os_ == "Linux"]
 

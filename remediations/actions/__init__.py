@@ -14,10 +14,12 @@ __all__ = ["ACTION_NAMES", "action_class", "action_names", "get_action", "regist
 _WHERE: dict[str, tuple[str, str]] = {
     "remove-backup-extension": ("extension", "RemoveBackupExtension"),
     "allow-backup-egress": ("egress", "AllowBackupEgress"),
+    "allow-backup-route": ("route", "AllowBackupRoute"),
     "set-vss-copy-backup": ("guest", "SetVssCopyBackup"),
     "restart-guest-agent": ("guest", "RestartGuestAgent"),
     "upgrade-linux-agent": ("guest", "UpgradeLinuxAgent"),
     "enable-iaasvmprovider": ("guest", "EnableIaasVmProvider"),
+    "set-guest-proxy": ("proxy", "SetGuestProxy"),
     "power-off": ("power", "PowerOff"),
     "trigger-backup": ("backup", "TriggerBackup"),
 }

@@ -21,6 +21,10 @@ _MUTATING: dict[str, bool] = {
     "windows-agent-restart": True,
     "windows-provider-get": False,
     "windows-provider-enable": True,
+    "linux-proxy-get": False,
+    "linux-proxy-set": True,
+    "windows-proxy-get": False,
+    "windows-proxy-set": True,
 }
 
 

@@ -67,7 +67,7 @@ def fix_one(azure: Azure, target: Target, s: Settings, *, error: str | None, dry
 
     opts = Options(error=error, dry_run=dry_run, allow_disruptive=s.allow_disruptive, backup=s.backup,
                    retention_days=s.retention_days, egress_mode=s.egress_mode,
-                   backup_wait_seconds=s.backup_wait_seconds,
+                   backup_wait_seconds=s.backup_wait_seconds, proxy=s.proxy,
                    backup_poll_seconds=0.05 if azure.config.loopback else None)
     try:
         return run(azure, target, opts, say=say)

@@ -39,6 +39,7 @@ class Settings:
     retention_days: int = 30
     backup: bool = True
     backup_wait_seconds: float = 3600.0
+    proxy: str | None = None  # the working guest proxy set-guest-proxy sets (as fix --proxy)
     hours: float = 24.0
     vault: str | None = None
     vaults: str | None = None
@@ -78,6 +79,18 @@ def _fullmatch(pattern: str) -> Callable[[str], bool]:
     return lambda raw: re.fullmatch(pattern, raw, re.I) is not None
 
 
+def _is_proxy(raw: str) -> bool:
+    """Whether `raw` is exactly http://<IPv4 or host name>:<port> (set-guest-proxy's own check)."""
+    from remediations.actions.proxy import check_proxy
+    from remediations.errors import BadInput
+
+    try:
+        check_proxy(raw)
+    except BadInput:
+        return False
+    return True
+
+
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("apply", "dry-run"), "credential": ("managed-identity", "default"), "cloud": tuple(CLOUDS),
     "egress_mode": ("service-tag", "ip-ranges"), "allow_disruptive": ("true", "false"), "backup": ("true", "false")}
@@ -90,7 +103,8 @@ _CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
     "vaults": (_is_vaults, "Recovery Services vault resource IDs, comma-separated"),
     "automation_account": (lambda raw: _is_id(raw, "Microsoft.Automation/automationAccounts"),
                            "an Automation account resource ID"),
-    "runbook": (_fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,62}"), "a runbook name")}
+    "runbook": (_fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,62}"), "a runbook name"),
+    "proxy": (_is_proxy, "http://<IPv4 address or host name>:<port 1-65535>")}
 
 
 def _convert(key: str, raw: str) -> Any:
@@ -114,7 +128,8 @@ def _convert(key: str, raw: str) -> Any:
 
 _ENV = {"client_id": ("RUNBOOKS_CLIENT_ID", "AZURE_CLIENT_ID")}
 _COMMON = ("client_id", "credential", "cloud")
-_FIX = ("mode", "allow_disruptive", "error", "egress_mode", "retention_days", "backup", "backup_wait_seconds")
+_FIX = ("mode", "allow_disruptive", "error", "egress_mode", "retention_days", "backup", "backup_wait_seconds",
+        "proxy")
 ENTRIES: dict[str, tuple[str, ...]] = {
     "fix_backup_failure": (*_FIX, *_COMMON),
     "preview_change_window": ("hours", "egress_mode", *_COMMON),
@@ -125,7 +140,7 @@ ENTRIES: dict[str, tuple[str, ...]] = {
 }
 # What a fan-out forwards to each child job (resolved values, so a child runs exactly as configured here).
 FORWARDED = ("mode", "allow_disruptive", "egress_mode", "retention_days", "backup", "backup_wait_seconds",
-             "client_id", "credential", "cloud")
+             "proxy", "client_id", "credential", "cloud")
 
 
 def _encoded_setting(token: str) -> re.Match[str] | None:

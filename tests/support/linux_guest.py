@@ -63,6 +63,17 @@ SYSTEMCTL = r"""
 args=()
 for a in "$@"; do case "$a" in -*) ;; *) args+=("$a") ;; esac; done
 cmd=${args[0]:-} unit=${args[1]:-}
+if [ "$cmd" = daemon-reload ]; then  # units pick up their drop-ins' Environment= lines
+  for d in "$FAKE_STATE"/units/*; do
+    env=
+    for f in "$RUNBOOKS_SYSTEMD_DIR/${d##*/}.service.d"/*.conf; do
+      [ -e "$f" ] && env+=" $(sed -n 's/^Environment=//p' "$f" | tr -d '"')"
+    done
+    printf '%s' "${env# }" > "$d/environment"
+  done
+  exit 0
+fi
+[ "$cmd" = show ] && unit=${args[2]:-}  # show -p Environment <unit>
 dir="$FAKE_STATE/units/${unit%.service}"
 if [ -z "$unit" ] || [ ! -d "$dir" ]; then echo "Unit $unit could not be found." >&2; exit 4; fi
 case "$cmd" in
@@ -70,6 +81,7 @@ case "$cmd" in
   is-active) if [ -e "$dir/active" ]; then echo active; else echo inactive; exit 3; fi ;;
   is-enabled) if [ -e "$dir/enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
   enable) : > "$dir/enabled" ;;
+  show) env=; [ -e "$dir/environment" ] && env=$(<"$dir/environment"); printf 'Environment=%s\n' "$env" ;;
   restart|start) if [ -e "$FAKE_STATE/fail-restart" ]; then exit 1; fi; : > "$dir/active"; echo x >> "$dir/restarts" ;;
   *) exit 1 ;;
 esac
@@ -102,7 +114,7 @@ fi
 exit 0
 """
 FORBIDDEN = ["git", "curl", "wget", "pip", "pip3", "python", "python3", "make"]
-TOOLS = ["sed", "grep", "head", "tail", "tr", "cp", "date"]  # the only real executables the scripts may use
+TOOLS = ["sed", "grep", "head", "tail", "tr", "cp", "date", "mkdir", "timeout", "bash"]  # the only real executables the scripts may use
 DETACH_TOOLS = ["setsid", "nohup", "sleep"]  # the fallback when systemd-run is missing or fails
 MANAGERS = {"apt-get": "install", "dnf": "update", "yum": "update", "zypper": "update"}
 
@@ -163,7 +175,8 @@ class Guest:
             (self.tools / tool).symlink_to(real)
         self.env = {"PATH": f"{self.bin}:{self.tools}", "FAKE_STATE": str(self.state), "LC_ALL": "C",
                     "RUNBOOKS_OS_RELEASE": str(self.os_release), "RUNBOOKS_WAAGENT_CONF": str(self.conf),
-                    "RUNBOOKS_JOB_LOG": str(self.state / "job.log")}
+                    "RUNBOOKS_JOB_LOG": str(self.state / "job.log"), "RUNBOOKS_SYSTEMD_DIR": str(tmp_path / "systemd"),
+                    "RUNBOOKS_ETC_ENVIRONMENT": str(tmp_path / "environment")}
 
     def _standin(self, name: str, body: str) -> None:
         path = self.bin / name
