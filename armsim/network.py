@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .compute import VM
     from .sim import Simulator
 
-__all__ = ["NIC", "NSG", "ROUTES", "NetworkModel", "Subnet"]
+__all__ = ["NIC", "NSG", "ROUTES", "NetworkModel", "Subnet", "held_delete"]
 
 
 @dataclass
@@ -356,25 +356,31 @@ def _rule_put(sim: Simulator, r: Request) -> Response:
     return resp
 
 
-def _rule_delete(sim: Simulator, r: Request) -> Response:
-    nsg = sim.network.nsg(r.params)
-    key = r.params["securityRuleName"].lower()
-    if key not in nsg.rules:
+def held_delete(sim: Simulator, r: Request, holder: Any, children: dict[str, Any], key: str,
+                operation: str) -> Response:
+    """DELETE of a child (an NSG's rule, a route table's route): 204 when absent; else the holder is held by one
+    writer (429 to a second), If-Match checked (412), and the child removed when the LRO ends."""
+    if key not in children:
         return Response(204)
-    _check_lock(nsg, "DeleteSecurityRuleOperation")
-    _check_preconditions(r, nsg.rules[key], nsg.etag)
-    nsg.writer = "DeleteSecurityRuleOperation"
+    _check_lock(holder, operation)
+    _check_preconditions(r, children[key], holder.etag)
+    holder.writer = operation
 
     def apply() -> None:
-        nsg.rules.pop(key, None)
-        nsg.etag = new_etag()
+        children.pop(key, None)
+        holder.etag = new_etag()
 
     def release() -> None:
-        nsg.writer = None
+        holder.writer = None
 
     op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, seconds=sim.settings.nsg_write_seconds,
                              apply=apply, release=release)
     return sim.accepted(r, op, "Microsoft.Network")
+
+
+def _rule_delete(sim: Simulator, r: Request) -> Response:
+    nsg = sim.network.nsg(r.params)
+    return held_delete(sim, r, nsg, nsg.rules, r.params["securityRuleName"].lower(), "DeleteSecurityRuleOperation")
 
 
 def _nic_get(sim: Simulator, r: Request) -> Response:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, new_etag, not_found
-from .network import _check_preconditions
+from .network import _check_preconditions, held_delete
 from .routing import Route
 
 if TYPE_CHECKING:
@@ -317,23 +317,7 @@ def _route_put(sim: Simulator, r: Request) -> Response:
 
 def _route_delete(sim: Simulator, r: Request) -> Response:
     t = sim.route_tables.table(r.params)
-    key = r.params["routeName"].lower()
-    if key not in t.routes:
-        return Response(204)
-    _check_lock(t, "DeleteRouteOperation")
-    _check_preconditions(r, t.routes[key], t.etag)
-    t.writer = "DeleteRouteOperation"
-
-    def apply() -> None:
-        t.routes.pop(key, None)
-        t.etag = new_etag()
-
-    def release() -> None:
-        t.writer = None
-
-    op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, seconds=sim.settings.nsg_write_seconds,
-                             apply=apply, release=release)
-    return sim.accepted(r, op, "Microsoft.Network")
+    return held_delete(sim, r, t, t.routes, r.params["routeName"].lower(), "DeleteRouteOperation")
 
 
 def _effective_routes(sim: Simulator, r: Request) -> Response:

@@ -156,10 +156,14 @@ def read_vm(azure: Azure, target: Target) -> VmView:
     return vm_view(vm.as_dict())
 
 
-def run_script(azure: Azure, target: Target, script_id: str) -> dict[str, Any]:
-    """Run one of the project's fixed scripts through Run Command and return its RUNBOOKS_RESULT."""
+def run_script(azure: Azure, target: Target, script_id: str,
+               parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one of the project's fixed scripts through Run Command and return its RUNBOOKS_RESULT; values reach the
+    script only as Run Command parameters (Linux: environment variables; Windows: `param()`), validated before."""
     s = script(script_id)
-    body = {"commandId": s.command_id, "script": s.text.splitlines()}
+    body: dict[str, Any] = {"commandId": s.command_id, "script": s.text.splitlines()}
+    if parameters:
+        body["parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
 
     def invoke() -> Any:
         return azure.compute.virtual_machines.begin_run_command(target.resource_group, target.name, body).result()

@@ -93,10 +93,11 @@ def guest_gate(action: str, target: Target, vm: VmView, os_type: str, what: str)
     return None
 
 
-def script_step(azure: Azure, target: Target, script_id: str) -> dict[str, Any]:
+def script_step(azure: Azure, target: Target, script_id: str,
+                parameters: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a fixed script; a script that reports an error ends as an ArmCallError carrying the script's code."""
     try:
-        return run_script(azure, target, script_id)
+        return run_script(azure, target, script_id, parameters)
     except ScriptFailed as e:
         raise ArmCallError(None, e.code, str(e)) from None
 

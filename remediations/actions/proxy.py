@@ -28,7 +28,6 @@ from ..netaddr import TagResolver
 from ..netreads import nsgs_by_get, nsgs_effective, service_tags
 from ..netrules import NsgView
 from ..reads import ScriptFailed, VmView, read_vm, run_script
-from ..scripts import output_text, parse_result
 from ..target import Target
 from .guest_agent import GuestFacts, WaitParams, guest_gate, restart_time, script_step, wait_agent
 from .guest_agent import _reported_after as reported_after
@@ -257,28 +256,10 @@ def _change(action: str, vm: VmView, name: str, guest: GuestProxy, proxy: str, r
 
 
 def run_set(azure: Azure, target: Target, script_id: str, proxy: str) -> dict[str, Any]:
-    """Run a set script with the proxy as its only Run Command parameter PROXY; its RUNBOOKS_RESULT."""
-    from azure.mgmt.compute.models import RunCommandInput, RunCommandInputParameter
+    """Run a set script with the proxy (checked again here) as its only Run Command parameter PROXY."""
+    from .guest_agent import script_step
 
-    from ..scripts import script
-
-    s = script(script_id)
-    body = RunCommandInput(command_id=s.command_id, script=s.text.splitlines(),
-                           parameters=[RunCommandInputParameter(name="PROXY", value=check_proxy(proxy))])
-
-    def invoke() -> Any:
-        return azure.compute.virtual_machines.begin_run_command(target.resource_group, target.name, body).result()
-
-    result = azure.call(invoke)
-    statuses = (result.as_dict() if hasattr(result, "as_dict") else dict(result or {})).get("value") or []
-    stdout, stderr = output_text(statuses)
-    try:
-        out = parse_result(stdout)
-    except ValueError as e:
-        raise ArmCallError(None, "no-result", f"{script_id}: {(stderr or str(e)).strip()[:300]}") from None
-    if out.get("error"):
-        raise ArmCallError(None, str(out["error"]), f"{script_id}: {(stderr or '').strip()[:300]}")
-    return out
+    return script_step(azure, target, script_id, {"PROXY": check_proxy(proxy)})
 
 
 class SetGuestProxy(Action[ProxyParams, GuestFacts]):
