@@ -161,7 +161,7 @@ def storage_route_blocked(sim: Simulator, vm: VM) -> str | None:
 
     Longest prefix match over the primary NIC's active routes, at every boundary the routes draw inside each
     Storage prefix: next hop Internet passes; a VirtualAppliance passes only when `appliances[ip]` allows
-    Storage; None, VnetLocal and VirtualNetworkGateway (forced tunnelling) block (the last two: assumed).
+    Storage or it is an Azure Firewall whose rules allow it (armsim/firewall.py); None, VnetLocal and VirtualNetworkGateway (forced tunnelling) block (the last two: assumed).
     """
     net, model = sim.network, sim.route_tables
     nic = net.nics.get(vm.nic_ids[0].lower()) if vm.nic_ids else None
@@ -181,12 +181,22 @@ def storage_route_blocked(sim: Simulator, vm: VM) -> str | None:
             r = _lpm(routes, ip)
             hop = r["nextHopType"] if r else "None"
             hop_ip = (r["nextHopIpAddress"] or [""])[0] if r else ""
-            if hop == "Internet" or (hop == "VirtualAppliance" and model.appliances.get(hop_ip, {}).get("allows_storage")):
+            if hop == "Internet" or (hop == "VirtualAppliance" and _appliance_allows(sim, vm, nic, hop_ip)):
                 continue
             what = f"{r['source'].lower()} route {r.get('name') or r['addressPrefix'][0]}" if r else "no route"
             via = f"VirtualAppliance {hop_ip}, which does not allow Storage" if hop == "VirtualAppliance" else hop
             return f"{what} sends {ip} ({prefix}, Storage) to {via}"
     return None
+
+
+def _appliance_allows(sim: Simulator, vm: VM, nic: NIC, ip: str) -> bool:
+    """An appliance lets Storage through when the allow-list says so, or when it is an Azure Firewall whose rules do."""
+    from .firewall import firewall_allows_storage
+
+    if sim.route_tables.appliances.get(ip, {}).get("allows_storage"):
+        return True
+    fw = sim.firewalls.by_ip(ip)
+    return fw is not None and firewall_allows_storage(sim, fw, nic.private_ip, vm.location)
 
 
 # --- handlers --------------------------------------------------------------------------------

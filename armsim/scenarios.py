@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .arm import new_etag
 from .automation import Account, Runbook, RuntimeEnvironment
 from .backup import Vault
 from .compute import BACKUP_PUBLISHER, VM, Extension
+from .firewall import AzureFirewall
 from .guest import Guest, Service
 from .network import NIC, NSG, Subnet
 from .proxy import ProxySettings
@@ -23,6 +24,16 @@ __all__ = ["DEMO_SUBSCRIPTION", "SCENARIOS", "load"]
 DEMO_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RG = "rg-demo"
 REGION = "eastus"
+
+
+def _fw_demo_rules() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """fw-demo's classic rules (application, network): Windows Update and DNS; nothing lets AzureBackup or Storage."""
+    return ([{"name": "allow-updates", "properties": {"priority": 200, "action": {"type": "Allow"},
+            "rules": [{"name": "windows-update", "description": "Windows Update", "fqdnTags": ["WindowsUpdate"], "targetFqdns": [],
+                       "protocols": [{"protocolType": "Https", "port": 443}], "sourceAddresses": ["10.0.0.0/16"]}]}}],
+            [{"name": "allow-dns", "properties": {"priority": 100, "action": {"type": "Allow"},
+            "rules": [{"name": "dns", "description": "DNS to Azure's resolver", "protocols": ["UDP"], "sourceAddresses": ["10.0.0.0/16"],
+                       "destinationAddresses": ["168.63.129.16"], "destinationPorts": ["53"]}]}}])
 
 
 def _deny_internet_443(name: str = "deny-internet-443", priority: int = 200) -> dict[str, object]:
@@ -83,6 +94,8 @@ def demo(sim: Simulator) -> None:
     rt_firewall = sim.route_tables.add(RouteTable("rt-firewall", RG, sub, REGION, routes={"default-to-firewall": route_body(
         "default-to-firewall", "0.0.0.0/0", "VirtualAppliance", "10.0.100.4")}))
     sim.route_tables.appliances["10.0.100.4"] = {"allows_storage": False}
+    app_rules, net_rules = _fw_demo_rules()
+    sim.firewalls.add(AzureFirewall("fw-demo", RG, sub, REGION, "10.0.100.4", app_rules, net_rules, vnet="vnet-demo"))
     sim.route_tables.address_spaces[sn_default.id.rsplit("/subnets/", 1)[0].lower()] = ["10.0.0.0/16"]
     sn_firewalled = net.add(Subnet("vnet-demo", "firewalled", RG, sub, "10.0.4.0/24", nsg_app.id, rt_firewall.id))
     vault = bk.add_vault(Vault("rsv-demo", RG, sub, REGION))

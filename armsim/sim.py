@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import automation, automation_assets, automation_jobs, backup, compute, network, routes
+from . import automation, automation_assets, automation_jobs, backup, compute, firewall, network, routes
 from .arm import ArmError, Request, Response, check_api_version
 from .clock import SimClock
 from .faults import FaultBook
@@ -67,6 +67,7 @@ class Simulator:
             self.compute = compute.ComputeModel(self)
             self.network = network.NetworkModel(self)
             self.route_tables = routes.RouteTableModel(self)
+            self.firewalls = firewall.FirewallModel(self)
             self.backup = backup.BackupModel(self)
             self.automation = automation.AutomationModel(self)
             load(self, self.scenario_name)
@@ -170,15 +171,15 @@ class Simulator:
                              f"{prov}/operations/read"))
             ops.append(Route("GET", base + "/operationResults/{operationId}", Simulator._op_result,
                              f"{prov}/operationResults/read"))
-        return [*compute.ROUTES, *network.ROUTES, *routes.ROUTES, *backup.ROUTES, *automation_jobs.ROUTES,
-                *automation_assets.ROUTES, *ops]
+        return [*compute.ROUTES, *network.ROUTES, *routes.ROUTES, *firewall.ROUTES, *backup.ROUTES,
+                *automation_jobs.ROUTES, *automation_assets.ROUTES, *ops]
 
     def scopes(self) -> dict[str, set[str]]:
         """Known subscriptions (lower-case) and, per subscription, the groups any resource lives in."""
         out: dict[str, set[str]] = {}
         resources: list[Any] = [*self.compute.vms.values(), *self.network.nsgs.values(), *self.network.subnets.values(),
-                     *self.network.nics.values(), *self.route_tables.tables.values(), *self.backup.vaults.values(),
-                     *self.automation.accounts.values()]
+                     *self.network.nics.values(), *self.route_tables.tables.values(),
+                     *self.firewalls.firewalls.values(), *self.backup.vaults.values(), *self.automation.accounts.values()]
         for res in resources:
             out.setdefault(res.subscription.lower(), set()).add(res.group.lower())
         return out

@@ -4,15 +4,19 @@ and region, so a fleet and a run's re-plans share one read) and the NSGs a NIC's
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from .armid import parse_resource_id
 from .azure import Azure
+from .errors import arm_error
+from .firewall import find_firewall, judge_firewall
 from .netaddr import TagResolver
 from .netrules import NsgView
-from .routes import EffectiveRoute
+from .routes import EffectiveRoute, RouteFacts
 
-__all__ = ["effective_routes", "nsgs_by_get", "nsgs_effective", "service_tags"]
+__all__ = ["azure_firewalls", "effective_routes", "nsgs_by_get", "nsgs_effective", "service_tags", "with_firewalls"]
 
 Scope = Literal["nic", "subnet"]
 _NIC = "Microsoft.Network/networkInterfaces"
@@ -61,6 +65,38 @@ def effective_routes(azure: Azure, nic_id: str) -> tuple[EffectiveRoute, ...]:
 
     value = (azure.call(fetch).as_dict() or {}).get("value") or []
     return tuple(EffectiveRoute.from_arm(v) for v in value)
+
+
+def azure_firewalls(azure: Azure) -> tuple[dict[str, Any], ...]:
+    """Every Azure Firewall of the subscription with its classic rules (one list read; its pages)."""
+    return tuple(fw.as_dict() for fw in azure.call(lambda: list(azure.network.azure_firewalls.list_all())))
+
+
+def with_firewalls(azure: Azure, facts: RouteFacts, prefixes: Sequence[str]) -> RouteFacts:
+    """Route facts whose Storage path goes to appliances, with the Azure Firewalls among them judged by their rules.
+
+    One list read of the subscription's firewalls, only when an appliance carries Storage traffic; a refusal (403)
+    or other ARM error leaves the judgement to the appliance rule and says the firewalls were not readable.
+    """
+    ips = facts.path.appliances() if facts.path else ()
+    if not ips or facts.path is None:
+        return facts
+    try:
+        found = azure_firewalls(azure)
+    except Exception as e:
+        if not type(e).__module__.startswith("azure."):
+            raise
+        err = arm_error(e)
+        return replace(facts, firewall_note=f"the Azure Firewalls were not readable ({err.code}: {err.message})")
+    verdicts = []
+    for ip in ips:
+        fw = find_firewall(found, ip)
+        if fw is not None:
+            verdicts.append(judge_firewall(fw, ip, facts.path.tag, prefixes))
+    ruled_by_policy = [v for v in verdicts if v.policy and not v.rule]
+    note = "; ".join(f"{v.describe()} is run by Firewall Policy {v.policy}, whose rules were not read"
+                     for v in ruled_by_policy)
+    return replace(facts, firewalls=tuple(verdicts), firewall_note=note or facts.firewall_note)
 
 
 def nsgs_by_get(azure: Azure, nic_id: str) -> tuple[NsgView, ...]:

@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .firewall import BACKUP_FQDN_TAG, FirewallVerdict
 from .netaddr import TagResolver, parse_net
 
 __all__ = ["BACKUP_FQDN_TAG", "NO_NETWORK_CODES", "Carrier", "EffectiveRoute", "PathVerdict", "RouteFacts",
            "StoragePath", "firewall_rule_text", "storage_path"]
 
-BACKUP_FQDN_TAG = "AzureBackup"
 # The codes with which the backup extension itself reports that it could not reach Storage (docs/error-codes.md).
 NO_NETWORK_CODES = ("ExtensionSnapshotFailedNoNetwork", "ExtensionSnapshotFailedNoSecureNetwork")
 _SOURCE_RANK = {"user": 0, "virtualnetworkgateway": 1, "default": 2}  # lower wins on an equal prefix
@@ -192,6 +192,31 @@ class RouteFacts:
     path: StoragePath | None = None
     skipped: str = ""
     no_network: str | None = None
+    firewalls: tuple[FirewallVerdict, ...] = ()  # the Azure Firewalls among the appliances, judged by their rules
+    firewall_note: str = ""  # why the Azure Firewalls could not be read, if they could not
+
+    def _firewall_judge(self, path: StoragePath, c: Carrier, via: str) -> tuple[PathVerdict, str, tuple[str, ...]] | None:
+        """The verdict an Azure Firewall behind the appliance IPs gives, when its rules decide; else None."""
+        # a firewall run by a Firewall Policy whose classic rules decide nothing is not judged here (its rules are in
+        # the policy's rule collection groups, not read): the appliance rules as before, the note says why
+        fws = {f.ip: f for f in self.firewalls if f.rule or not f.policy}
+        ips = path.appliances()
+        blocking = [fws[ip] for ip in ips if ip in fws and not fws[ip].allows]
+        if blocking:
+            f = blocking[0]
+            why = (f"it is denied by {f.rule}" if f.rule else
+                   f"no rule allows the {BACKUP_FQDN_TAG} FQDN tag or {path.tag}:443")
+            return "present", (f"{path.tag} ({c.storage_prefix}) goes by {via}; {f.describe()} does not let it "
+                               f"through: {why}"), (firewall_rule_text(path.tag, f.name),)
+        def passes(x: Carrier) -> bool:
+            hop = x.route.next_hop_type.lower()
+            return hop == "internet" or (hop.startswith("virtualappliance") and bool(x.route.next_hop_ips) and all(
+                ip in fws and fws[ip].allows for ip in x.route.next_hop_ips))
+        if ips and all(passes(x) for x in path.carriers):
+            f = fws[ips[0]]
+            return "absent", (f"{path.tag} ({c.storage_prefix}) goes by {via}; {f.describe()} allows "
+                              f"{BACKUP_FQDN_TAG} by {f.rule}"), ()
+        return None
 
     def judge(self) -> tuple[PathVerdict, str, tuple[str, ...]]:
         """C1.route's verdict, its evidence, and the manual steps particular to it (the firewall rule to add).
@@ -199,7 +224,9 @@ class RouteFacts:
         Next hop None (or no route) drops the traffic: present. Internet for every Storage prefix: absent. An
         appliance decides by its own rules, which ARM does not show: unknown, unless the backup extension itself
         reported no network while the NSGs allow Storage (the engine reads routes only then), which leaves the
-        appliance as what drops it: present. A gateway (forced tunnelling) or other hop: unknown.
+        appliance as what drops it: present. An appliance that is a readable Azure Firewall is judged by its rules
+        (remediations/firewall.py): present when they do not allow the traffic, absent when they do. A gateway
+        (forced tunnelling) or other hop: unknown.
         """
         path = self.path
         if path is None:
@@ -219,9 +246,13 @@ class RouteFacts:
         ips = path.appliances()
         if not ips:
             return "unknown", f"{path.tag} ({c.storage_prefix}) goes by {via}; where that hop leads is not visible", ()
+        decided = self._firewall_judge(path, c, via)
+        if decided is not None:
+            return decided
         depends = f"{path.tag} ({c.storage_prefix}) goes by {via}, so it depends on the appliance {', '.join(ips)}"
+        note = f"; {self.firewall_note}" if self.firewall_note else ""
         steps = (firewall_rule_text(path.tag),)
         if self.no_network:
             return "present", (f"{depends}; the backup extension reported {self.no_network} while the NSGs allow "
-                               f"{path.tag}, so the appliance does not let it through"), steps
-        return "unknown", f"{depends} (its rules are not visible through ARM)", steps
+                               f"{path.tag}, so the appliance does not let it through{note}"), steps
+        return "unknown", f"{depends} (its rules are not visible through ARM){note}", steps

@@ -14,6 +14,7 @@ from remediations.azure import Azure
 from remediations.backupjobs import JobView
 from remediations.facts import Facts, gather, read_routes
 from remediations.model import Change, Outcome, Plan
+from remediations.netreads import service_tags, with_firewalls
 from remediations.routes import NO_NETWORK_CODES, RouteFacts
 from remediations.target import Target
 
@@ -151,6 +152,9 @@ def _judge_routes(azure: Azure, inv: Investigation, opts: Options) -> None:
     named = [c for c in inv.entry.codes if c in NO_NETWORK_CODES]
     no_network = next(iter(said + named), None)
     routes = RouteFacts(skipped=why) if why else read_routes(azure, inv.facts, no_network=no_network)
+    if routes.path is not None and routes.path.appliances():  # an Azure Firewall's rules may decide (one list read)
+        resolver = inv.facts.tags or service_tags(azure, vm.location)
+        routes = with_firewalls(azure, routes, resolver.prefixes(routes.path.tag))
     inv.facts = replace(inv.facts, routes=routes)
     inv.findings[i] = check("C1.route", inv.facts)
 

@@ -309,6 +309,16 @@ def _sdk_effective_routes(az: Azure) -> None:
         ("Default", "Invalid"), ("User", "Active")]
 
 
+def _sdk_firewall(az: Azure) -> None:
+    fw = az.network.azure_firewalls.get(RG, "fw-demo")
+    assert fw.ip_configurations[0].private_ip_address == "10.0.100.4"
+    assert [(c.name, c.priority, c.action.type) for c in fw.application_rule_collections] == [
+        ("allow-updates", 200, "Allow")]
+    assert fw.application_rule_collections[0].rules[0].fqdn_tags == ["WindowsUpdate"]
+    assert [r.destination_ports for c in fw.network_rule_collections for r in c.rules] == [["53"]]
+    assert [f.name for f in az.network.azure_firewalls.list_all()] == ["fw-demo"]
+
+
 def _sdk_item(az: Azure) -> None:
     item = az.backup.protected_items.get("rsv-demo", RG, "Azure", "IaasVMContainer;iaasvmcontainerv2;rg-demo;vm-healthy",
                                          "VM;iaasvmcontainerv2;rg-demo;vm-healthy")
@@ -566,6 +576,9 @@ CASES: dict[str, Case] = {
         lambda s, api: call(s, "POST", f"{NET}/networkInterfaces/vm-udr-blocked-nic/effectiveRouteTable",
                             {"api-version": api}),
         _sdk_effective_routes),
+    "network/AzureFirewallGet.json": Case(
+        lambda s, api: call(s, "GET", f"{NET}/azureFirewalls/fw-demo", {"api-version": api}), _sdk_firewall,
+        {"properties.autoscaleConfiguration": "returned only when a custom autoscale is set (assumed)"}),
     "recoveryservicesbackup/Compute_ProtectedItem_Get.json": Case(
         lambda s, api: call(s, "GET", f"{VAULT}/{ITEM_HEALTHY}", {"api-version": api}), _sdk_item),
     "recoveryservicesbackup/BackupProtectedItems_List.json": Case(
