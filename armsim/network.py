@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from .compute import VM
     from .sim import Simulator
 
-__all__ = ["NIC", "NSG", "ROUTES", "NetworkModel", "Subnet", "held_delete"]
+__all__ = ["NIC", "NSG", "ROUTES", "NetworkModel", "Subnet", "held_delete", "held_put"]
 
 
 @dataclass
@@ -329,31 +330,36 @@ def _rule_put(sim: Simulator, r: Request) -> Response:
             raise ArmError(400, "SecurityRuleConflict",
                            f"Security rule {name} conflicts with rule {other['name']}. "
                            "Rules cannot have the same Priority and Direction.")
+    return held_put(sim, r, nsg, nsg.rules, key, name, props, current, "PutSecurityRuleOperation",
+                    lambda rule: sim.network.rule_json(nsg, rule))
+
+
+def held_put(sim: Simulator, r: Request, holder: Any, children: dict[str, Any], key: str, name: str,
+             props: dict[str, Any], current: dict[str, Any] | None, operation: str,
+             to_json: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    """PUT of a validated child (an NSG's rule, a route): shown Updating while the holder is held by this writer;
+    Succeeded when the LRO ends, else rolled back; 201 new / 200 replaced, `Azure-AsyncOperation` only."""
     previous = copy.deepcopy(current)
-    rule: dict[str, Any] = {"name": name, "etag": new_etag(),
-                            "properties": {**props, "provisioningState": "Updating"}}
-    nsg.rules[key] = rule
-    op_id = str(uuid.uuid4())
-    nsg.writer = f"PutSecurityRuleOperation ({op_id})"
+    child: dict[str, Any] = {"name": name, "etag": new_etag(), "properties": {**props, "provisioningState": "Updating"}}
+    children[key] = child
+    holder.writer = f"{operation} ({uuid.uuid4()})"
 
     def apply() -> None:
-        rule["properties"]["provisioningState"] = "Succeeded"
-        nsg.etag = new_etag()
+        child["properties"]["provisioningState"] = "Succeeded"
+        holder.etag = new_etag()
 
     def release() -> None:
-        nsg.writer = None
-        if rule["properties"]["provisioningState"] != "Succeeded":  # failed or superseded: roll back
+        holder.writer = None
+        if child["properties"]["provisioningState"] != "Succeeded":  # failed or superseded: roll back
             if previous is None:
-                nsg.rules.pop(key, None)
+                children.pop(key, None)
             else:
-                nsg.rules[key] = previous
+                children[key] = previous
 
     op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, seconds=sim.settings.nsg_write_seconds,
-                             apply=apply, release=release, result=lambda: sim.network.rule_json(nsg, rule))
-    status = 200 if current is not None else 201
-    resp = sim.accepted(r, op, "Microsoft.Network", status=status, body=sim.network.rule_json(nsg, rule),
-                        location=False)
-    return resp
+                             apply=apply, release=release, result=lambda: to_json(child))
+    return sim.accepted(r, op, "Microsoft.Network", status=200 if current is not None else 201,
+                        body=to_json(child), location=False)
 
 
 def held_delete(sim: Simulator, r: Request, holder: Any, children: dict[str, Any], key: str,

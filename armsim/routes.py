@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, new_etag, not_found
-from .network import _check_preconditions, held_delete
+from .network import _check_preconditions, held_delete, held_put
 from .routing import Route
 
 if TYPE_CHECKING:
@@ -302,27 +302,8 @@ def _route_put(sim: Simulator, r: Request) -> Response:
     _check_preconditions(r, current, t.etag)
     body = r.body if isinstance(r.body, dict) else {}
     props = _validate_route(sim, name, body.get("properties"))
-    previous = copy.deepcopy(current)
-    route: dict[str, Any] = {"name": name, "etag": new_etag(), "properties": {**props, "provisioningState": "Updating"}}
-    t.routes[key] = route
-    t.writer = f"PutRouteOperation ({uuid.uuid4()})"
-
-    def apply() -> None:
-        route["properties"]["provisioningState"] = "Succeeded"
-        t.etag = new_etag()
-
-    def release() -> None:
-        t.writer = None
-        if route["properties"]["provisioningState"] != "Succeeded":  # failed or superseded: roll back
-            if previous is None:
-                t.routes.pop(key, None)
-            else:
-                t.routes[key] = previous
-
-    op = sim.start_operation(r, polls=sim.settings.nsg_write_polls, seconds=sim.settings.nsg_write_seconds,
-                             apply=apply, release=release, result=lambda: model.route_json(t, route))
-    return sim.accepted(r, op, "Microsoft.Network", status=200 if current is not None else 201,
-                        body=model.route_json(t, route), location=False)
+    return held_put(sim, r, t, t.routes, key, name, props, current, "PutRouteOperation",
+                    lambda route: model.route_json(t, route))
 
 
 def _route_delete(sim: Simulator, r: Request) -> Response:
