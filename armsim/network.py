@@ -1,8 +1,9 @@
 """Microsoft.Network: NICs, subnets, NSGs and their rules (etags, locks, conflicts), service tags.
 
-The effective-NSG and service-tag handlers live in `armsim/netviews.py`; the route table is here.
-Over 400 lines because the NSG write rules (locks, etags, conflicts, limits, rollback) share one lock
-and one state; the moto-style split into model and thin handlers is issue #12's.
+The effective-NSG and service-tag handlers live in `armsim/netviews.py`; route tables in `armsim/routes.py`,
+whose route writes share this module's `held_put` / `held_delete`. Over 400 lines because the NSG write rules
+(locks, etags, conflicts, limits, rollback) share one lock and one state, and the child writes that routes reuse
+are defined once, here.
 
 Write semantics copied from real NRP behaviour (docs/armsim.md, arm-fault-semantics):
 - a rule write or delete holds the NSG until its operation ends; a second writer meanwhile gets

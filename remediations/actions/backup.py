@@ -1,5 +1,9 @@
 """trigger-backup: take an on-demand backup of a VM (the proof that a fix worked), and optionally follow its job.
 
+Over 400 lines on purpose: the plan (the job history, the daily limit, a job of ours or of someone else's
+already running), the trigger and the follow share one reading of the vault's jobs, and splitting them would
+split the rule that a retry never triggers twice (the job reads are in backupreads.py, the views in backupjobs.py).
+
 Wanted state: the VM's latest backup succeeded, or one is in progress. The plan reads where the VM
 is protected (backupStatus), the protected item (last backup status and time) and the vault's
 backup jobs of the last 24 h, and triggers a backup only when the latest one failed (or `force`),
