@@ -90,12 +90,7 @@ def _effective_value(sim: Simulator, nic: NIC) -> dict[str, Any]:
 
 def effective_nsgs(sim: Simulator, r: Request) -> Response:
     """NetworkInterfaces_ListEffectiveNetworkSecurityGroups: 202 + Location, the rules at the end of the LRO."""
-    p = r.params
-    rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
-           f"/providers/Microsoft.Network/networkInterfaces/{p['networkInterfaceName']}")
-    net = sim.network
-    nic = net._find(net.nics, rid, "Microsoft.Network/networkInterfaces", p["networkInterfaceName"],
-                    p["resourceGroupName"])
+    nic = sim.network.nic(r.params)
     _running_vm(sim, nic)  # a stopped VM is refused at once (400), as NRP does
     op = sim.start_operation(r, result=lambda: _effective_value(sim, nic))
     if op.status != "InProgress":  # lro_polls=0: the answer at once

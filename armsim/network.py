@@ -139,6 +139,13 @@ class NetworkModel:
         return self._find(self.nsgs, rid, "Microsoft.Network/networkSecurityGroups",
                           p["networkSecurityGroupName"], p["resourceGroupName"])
 
+    def nic(self, p: dict[str, str]) -> NIC:
+        """The NIC named by route params, or 404."""
+        rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+               f"/providers/Microsoft.Network/networkInterfaces/{p['networkInterfaceName']}")
+        return self._find(self.nics, rid, "Microsoft.Network/networkInterfaces", p["networkInterfaceName"],
+                          p["resourceGroupName"])
+
     # --- views -------------------------------------------------------------------------------
     def rule_json(self, nsg: NSG, rule: dict[str, Any], *, default: bool = False) -> dict[str, Any]:
         """A security rule as ARM returns it."""
@@ -391,12 +398,7 @@ def _rule_delete(sim: Simulator, r: Request) -> Response:
 
 
 def _nic_get(sim: Simulator, r: Request) -> Response:
-    p = r.params
-    rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
-           f"/providers/Microsoft.Network/networkInterfaces/{p['networkInterfaceName']}")
-    nic = sim.network._find(sim.network.nics, rid, "Microsoft.Network/networkInterfaces",
-                            p["networkInterfaceName"], p["resourceGroupName"])
-    return Response(200, sim.network.nic_json(nic))
+    return Response(200, sim.network.nic_json(sim.network.nic(r.params)))
 
 
 def _subnet_get(sim: Simulator, r: Request) -> Response:

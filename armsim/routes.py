@@ -313,12 +313,7 @@ def _route_delete(sim: Simulator, r: Request) -> Response:
 
 def _effective_routes(sim: Simulator, r: Request) -> Response:
     """NetworkInterfaces_GetEffectiveRouteTable: 202 + Location, `{"value": [...]}` at the end of the LRO."""
-    p = r.params
-    rid = (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
-           f"/providers/Microsoft.Network/networkInterfaces/{p['networkInterfaceName']}")
-    nic = sim.network.nics.get(rid.lower())
-    if nic is None:
-        raise not_found("Microsoft.Network/networkInterfaces", p["networkInterfaceName"], p["resourceGroupName"])
+    nic = sim.network.nic(r.params)
     vm = sim.compute.by_id(nic.vm_id or "")
     if vm is None or vm.power != "running":
         raise ArmError(400, "VirtualMachineNotRunning",

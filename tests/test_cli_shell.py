@@ -180,7 +180,7 @@ def test_argcomplete_is_not_imported_unless_a_shell_asks(tmp_path: Path) -> None
 def interactive(shell: list[str], tmp: Path) -> pexpect.spawn:
     env = own_env(tmp, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", HOME=str(tmp), INPUTRC="/dev/null",
                   PS1="ready$ ", PROMPT="ready$ ", TERM="dumb")
-    child = pexpect.spawn(shell[0], shell[1:], env=env, cwd=str(tmp), encoding="utf-8", timeout=20,
+    child = pexpect.spawn(shell[0], shell[1:], env=env, cwd=str(tmp), encoding="utf-8", timeout=60,  # a completion under a loaded suite can take a while
                           dimensions=(40, 200))
     child.expect_exact("ready$ ")
     return child
