@@ -215,7 +215,11 @@ def test_tab_in_bash_completes_the_command_then_runs_it(tmp_path: Path, way: str
         child.expect_exact("ready$ ")
         child.send(f"{program} action restart-g\t")
         child.expect_exact("uest-agent")
-        child.sendcontrol("c")
+        # ran only if the name was completed; Enter, not Ctrl-C: bash on some machines hangs on a SIGINT that
+        # reaches readline just after a completion (CI, stop 18), which says nothing about ours
+        child.sendline("--help")
+        child.expect_exact("usage:")
+        child.expect_exact("action")
         child.expect_exact("ready$ ")
     finally:
         finish(child)
