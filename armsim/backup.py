@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .arm import ArmError, Request, Response, iso, not_found
 from .backupjobs import Job, job_get, jobs_list
+from .codes import ERRORS
 from .compute import BACKUP_PUBLISHER, VM, Extension
 from .guest import VSS_KEY, VSS_VALUE, version_tuple
 from .proxy import storage_path_blocked
@@ -53,28 +54,6 @@ ON_DEMAND_LIMIT_ERROR = ("CloudDosAbsoluteLimitReached",
 # because there is an existing backup job in progress", azure-docs articles/backup/
 # backup-azure-troubleshoot-vm-backup-fails-snapshot-timeout.md). That it fails at once is assumed.
 REFUSED = "UserErrorBackupOperationInProgress"
-
-ERRORS: dict[str, tuple[int, str, list[str]]] = {
-    "UserErrorGuestAgentStatusUnavailable": (
-        400235, "VM Agent unable to communicate with Azure Backup",
-        ["Ensure the VM agent is installed, running and up to date, and the VM has network connectivity."]),
-    "GuestAgentSnapshotTaskStatusError": (
-        400236, "Could not communicate with the VM agent for snapshot status",
-        ["Restart the VM agent, or reinstall it if it does not respond."]),
-    "ExtensionSnapshotFailedNoNetwork": (
-        400237, "Snapshot operation failed due to no network connectivity on the virtual machine",
-        ["Allow outbound access to Azure Storage in the VM's region (service tag Storage.<region>)."]),
-    "ExtensionOperationFailedForManagedDisks": (
-        400238, "VMSnapshot extension operation failed",
-        ["Uninstall the VMSnapshot extension to force a reload, then retry the backup."]),
-    "BackUpOperationFailed": (
-        400239, "Backup failed with an internal error - Please retry the operation in a few minutes",
-        ["Retry the operation in a few minutes."]),
-    "UserErrorBackupOperationInProgress": (
-        400240, "Unable to initiate backup as another backup operation is currently in progress",
-        ["Wait until the previous backup operation is complete."]),
-}
-
 
 @dataclass
 class Item:
@@ -168,6 +147,8 @@ class BackupModel:
     def verdict(self, vm: VM) -> str | None:
         """The error a backup of this VM fails with right now, or None when it would succeed."""
         g = vm.guest
+        # Links that fail a backup whatever the VM's power state (issue #14: locks, restore points, platform codes)
+        # come here, before the power check.
         if vm.power != "running":  # shut down/offline, from inside or by the platform: crash-consistent
             return None  # (backup-support-matrix-iaas.md: "Back up VMs that are shut down/offline")
         if g.agent_hung:

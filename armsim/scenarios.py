@@ -143,6 +143,9 @@ def demo(sim: Simulator) -> None:
             assert bk.verdict(vm) == expected, f"demo seed drifted: {name} would fail with {bk.verdict(vm)}"
             bk.start_job(vault, item, error=error, user=False, when=seeded + timedelta(minutes=i), finished=True)
     _proxy_fleet(sim, vault, nsg_app, seeded + timedelta(minutes=len(specs)))
+    for i, (seed, prefix) in enumerate(CODE_FLEETS):  # issue #14: each family of newer codes, on its own subnet
+        subnet = net.add(Subnet("vnet-demo", f"codes-{i}", RG, sub, prefix, nsg_app.id))
+        seed(sim, vault, subnet, seeded + timedelta(minutes=len(specs) + 10 + 10 * i))
 
 
 def _proxy_fleet(sim: Simulator, vault: Vault, nsg_app: NSG, seeded: datetime) -> None:
@@ -181,6 +184,17 @@ def _proxy_fleet(sim: Simulator, vault: Vault, nsg_app: NSG, seeded: datetime) -
         if failed:
             sim.backup.start_job(vault, item, error=error, user=False, when=seeded + timedelta(minutes=i),
                                  finished=True)
+
+
+# Issue #14's demo VMs, one seeding function per family of codes, each given its own subnet (10.0.6-10.0.10.x):
+# seed(sim, vault, subnet, when) adds VMs whose backups fail with the family's codes (a failed job seeded at `when`).
+CODE_FLEETS: list[tuple[Callable[[Simulator, Vault, Subnet, datetime], None], str]] = [
+    # (locks.seed_demo, "10.0.6.0/24"),
+    # (jobs seed, "10.0.7.0/24"),
+    # (windows seed, "10.0.8.0/24"),
+    # (linux seed, "10.0.9.0/24"),
+    # (platform seed, "10.0.10.0/24"),
+]
 
 
 def empty(sim: Simulator) -> None:

@@ -268,6 +268,15 @@ class Azure:
             return AutomationClient(self.credential(), self.subscription, **self._kwargs())
         return self._client("automation", make)
 
+    @property
+    def locks(self) -> Any:
+        """azure-mgmt-resource-locks ManagementLockClient (Microsoft.Authorization/locks)."""
+        def make() -> Any:
+            from azure.mgmt.resource.locks import ManagementLockClient
+
+            return ManagementLockClient(self.credential(), self.subscription, **self._kwargs())
+        return self._client("locks", make)
+
     # --- retries -----------------------------------------------------------------------------
     def call(self, fn: Callable[..., T], *args: Any, also: Callable[[BaseException], bool] | None = None,
              **kwargs: Any) -> T:

@@ -8,19 +8,13 @@ codes Azure Backup reports for the same failures (docs/error-codes.md).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-__all__ = ["BY_HAND", "CATALOG", "CAUSES", "VERIFY", "Cause", "ErrorEntry", "lookup", "match_error"]
+from .catalog_codes import GROUPS as NEW_GROUPS
+from .catalog_codes import NEW_CAUSES, NEW_ENTRIES
+from .catalog_types import GROUPS, Cause, ErrorEntry
 
-
-@dataclass(frozen=True)
-class Cause:
-    """One cause or sub-cause: its title, the actions that fix it, and what only a person can do."""
-
-    id: str
-    title: str
-    fixes: tuple[str, ...] = ()
-    manual: tuple[str, ...] = ()
+__all__ = ["BY_HAND", "CATALOG", "CAUSES", "GROUPS", "VERIFY", "Cause", "ErrorEntry", "lookup", "match_error"]
 
 
 CAUSES: dict[str, Cause] = {c.id: c for c in (
@@ -72,6 +66,7 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
           fixes=("remove-backup-extension",)),
     Cause("C5.provider", "Windows iaasvmprovider service not enabled (start type must be Automatic)",
           fixes=("enable-iaasvmprovider",)),
+    *NEW_CAUSES,
 )}
 
 # The action that verifies every fix: an on-demand backup that must succeed (runbooks/engine.py).
@@ -81,50 +76,34 @@ VERIFY = "trigger-backup"
 BY_HAND: tuple[str, ...] = ("power-off",)
 
 # Cause groups in the article, expanded to sub-causes in the order they are checked.
-_GROUP = {
-    "C1": ("C1", "C1.route", "C1.proxy"), "C2": ("C2",), "C3": ("C3",),
+GROUPS.update({
+    "C1": ("C1", "C1.route", "C1.proxy", "C1.wireserver"), "C2": ("C2",), "C3": ("C3",),
     "C4": ("C4.shutdown", "C4.sql", "C4.load", "C4.schedule", "C4.dhcp"),
     "C5": ("C5.extension", "C5.provider"),
-}
-
-
-@dataclass(frozen=True)
-class ErrorEntry:
-    """One runbook: the error's article message, the codes Azure reports for it, the causes in order."""
-
-    id: str
-    message: str
-    codes: tuple[str, ...]
-    groups: tuple[str, ...]
-    old_messages: tuple[str, ...] = field(default=())
-
-    @property
-    def causes(self) -> tuple[str, ...]:
-        """Sub-cause ids in the order to check them."""
-        return tuple(c for g in self.groups for c in _GROUP[g])
+    **NEW_GROUPS,
+})
 
 
 CATALOG: tuple[ErrorEntry, ...] = (
     ErrorEntry("E1", "VM agent unable to communicate with Azure Backup",
-               ("UserErrorGuestAgentStatusUnavailable", "UserErrorGuestAgentVersionUnsupported"),
+               ("UserErrorGuestAgentStatusUnavailable",),
                ("C1", "C2", "C3", "C4", "C5")),
-    # ExtensionSnapshotFailedNoSecureNetwork: the extension cannot open a secure channel to Storage
-    # (docs/error-codes.md §1.3): the snapshot's network path, so the E2 runbook.
     ErrorEntry("E2", "Snapshot operation failed due to no network connectivity on the virtual machine",
-               ("ExtensionSnapshotFailedNoNetwork", "ExtensionSnapshotFailedNoSecureNetwork"), ("C1", "C4", "C5")),
-    # UserErrorVmProvisioningStateFailed: "an extension failure puts the VM in Failed state", fixed by
-    # uninstalling a failed VMSnapshot extension (docs/error-codes.md §1.2); ExtensionInstallationFailed:
-    # the backup extension did not install (C5, its COM+/MSDTC variants §1.3): both the extension runbook E3.
+               ("ExtensionSnapshotFailedNoNetwork",), ("C1", "C4", "C5")),
+    # ExtensionInstallationFailed: the backup extension did not install (C5; its COM+/MSDTC variants are E16).
     ErrorEntry("E3", "VMSnapshot extension operation failed",
                ("ExtensionOperationFailedForManagedDisks", "ExtensionOperationFailed", "ExtentionOperationFailed",
-                "ExtensionStuckInDeletionState", "UserErrorVmProvisioningStateFailed", "ExtensionInstallationFailed"),
+                "ExtensionInstallationFailed"),
                ("C4", "C5", "C1", "C2", "C3")),
     ErrorEntry("E4", "Unable to perform the operation as the VM agent is not responsive",
                ("GuestAgentSnapshotTaskStatusError",), ("C2", "C3", "C1"),
                ("Could not communicate with the VM agent for snapshot status",)),
     ErrorEntry("E5", "Backup failed with an internal error - Please retry the operation in a few minutes",
                ("BackUpOperationFailed", "BackUpOperationFailedV2"), ("C1", "C2", "C3", "C4", "C5")),
+    *NEW_ENTRIES,  # the newer codes (runbooks/catalog_codes.py)
 )
+# A cause in no group is its own (C5.stuck, C13.*): an entry names it alone.
+GROUPS.update({c: (c,) for c in CAUSES if not any(c in subs for subs in GROUPS.values())})
 
 UNKNOWN = ErrorEntry("E5", "unrecognised error: every cause is checked in the E5 order", (), CATALOG[4].groups)
 

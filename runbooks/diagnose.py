@@ -7,9 +7,7 @@ action as its `probe`, and the engine asks it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
 from remediations.actions.proxy import ipv4, private_ranges
 from remediations.facts import Facts
@@ -17,33 +15,13 @@ from remediations.netaddr import TagResolver
 from remediations.netrules import egress_verdicts, evaluate, storage_tag
 from remediations.reads import STOPPED_INTERNALLY, shut_down_inside
 from remediations.routes import RouteFacts
-from remediations.target import Target
 from remediations.verdicts import BACKUP_PORTS, MIN_LINUX_AGENT, version_tuple, why_remove
 
-from .catalog import CAUSES, ErrorEntry
+from .catalog import ErrorEntry
+from .checks import CHECKS as _MORE
+from .finding import Check, Finding, Verdict, guest_probe, not_observable
 
 __all__ = ["Finding", "check", "diagnose"]
-
-Verdict = Literal["present", "absent", "unknown"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A cause's verdict and the evidence that decided it."""
-
-    cause: str
-    verdict: Verdict
-    evidence: str
-    probe: str | None = None
-    fixes: tuple[str, ...] | None = None  # the fixes that apply to this finding (None: the cause's)
-    on: Target | None = None  # the VM those fixes act on (None: the VM diagnosed), e.g. the guest's proxy VM
-    manual: tuple[str, ...] = ()  # steps particular to this finding, before the cause's own
-
-    @property
-    def title(self) -> str:
-        """The cause's title from the catalog."""
-        return CAUSES[self.cause].title
-
 
 _PORTS = ", ".join(map(str, BACKUP_PORTS))  # the ports allow-backup-egress opens by default: the same verdict
 
@@ -196,21 +174,6 @@ def _c4_shutdown(f: Facts) -> Finding:
                                             f"the guest (Resource Health: {summary})")
 
 
-def _guest_probe(cause: str, action: str, what: str) -> Callable[[Facts], Finding]:
-    def check(f: Facts) -> Finding:
-        vm = f.vm
-        if vm.os_type != "Windows":
-            return Finding(cause, "absent", f"{vm.name} runs {vm.os_type}; {what} applies to Windows")
-        if not vm.running or not vm.agent_ready:
-            return Finding(cause, "unknown", f"cannot look inside the guest: agent {vm.agent_status or 'absent'}")
-        return Finding(cause, "unknown", f"{what}: read in the guest through Run Command", probe=action)
-    return check
-
-
-def _not_observable(cause: str, why: str) -> Callable[[Facts], Finding]:
-    return lambda f: Finding(cause, "unknown", why)
-
-
 def _c5_extension(f: Facts) -> Finding:
     ext = f.vm.backup_extension()
     if ext is None:
@@ -220,15 +183,16 @@ def _c5_extension(f: Facts) -> Finding:
     return Finding("C5.extension", "present" if bad else "absent", state)
 
 
-_CHECKS: dict[str, Callable[[Facts], Finding]] = {
+_CHECKS: dict[str, Check] = {
     "C1": _c1, "C1.route": _c1_route, "C1.proxy": _c1_proxy, "C2": _c2, "C3": _c3, "C4.shutdown": _c4_shutdown,
-    "C4.sql": _guest_probe("C4.sql", "set-vss-copy-backup", "SQL Server / USEVSSCOPYBACKUP"),
-    "C4.load": _not_observable("C4.load", "CPU/memory load is not visible through ARM (needs guest metrics)"),
-    "C4.schedule": _not_observable("C4.schedule", "schedule collisions are judged from the vault's policies "
+    "C4.sql": guest_probe("C4.sql", "set-vss-copy-backup", "SQL Server / USEVSSCOPYBACKUP"),
+    "C4.load": not_observable("C4.load", "CPU/memory load is not visible through ARM (needs guest metrics)"),
+    "C4.schedule": not_observable("C4.schedule", "schedule collisions are judged from the vault's policies "
                                                   "(not checked)"),
-    "C4.dhcp": _not_observable("C4.dhcp", "DHCP inside the guest is not visible through ARM"),
+    "C4.dhcp": not_observable("C4.dhcp", "DHCP inside the guest is not visible through ARM"),
     "C5.extension": _c5_extension,
-    "C5.provider": _guest_probe("C5.provider", "enable-iaasvmprovider", "iaasvmprovider start type"),
+    "C5.provider": guest_probe("C5.provider", "enable-iaasvmprovider", "iaasvmprovider start type"),
+    **_MORE,  # the causes of the newer error codes (runbooks/checks/, issue #14)
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from remediations.actions import ACTION_NAMES
-from runbooks.catalog import _GROUP, CATALOG, CAUSES, UNKNOWN, lookup, match_error
+from runbooks.catalog import GROUPS as _GROUP, CATALOG, CAUSES, UNKNOWN, lookup, match_error
 
 BY_ID = {e.id: e for e in CATALOG}
 
@@ -35,7 +35,7 @@ def test_lookup_by_every_code_any_case(eid: str, code: str) -> None:
 
 
 def test_lookup_of_unknown_keys() -> None:
-    assert lookup("E6") is None
+    assert lookup("E25") is None
     assert lookup("SomethingElse") is None
     assert lookup("") is None
 
@@ -119,15 +119,15 @@ def test_a_bare_error_number_says_which_number_and_that_every_cause_is_checked()
 
 
 @pytest.mark.parametrize(("code", "eid"), [
-    ("UserErrorVmProvisioningStateFailed", "E3"),  # failed extension puts the VM in Failed state: C5 uninstall
+    ("UserErrorVmProvisioningStateFailed", "E10"),  # failed extension puts the VM in Failed state: C5 uninstall
     ("ExtensionInstallationFailed", "E3"),  # the backup extension did not install: the extension runbook
-    ("ExtensionSnapshotFailedNoSecureNetwork", "E2"),  # no secure channel to Storage: the network runbook
+    ("ExtensionSnapshotFailedNoSecureNetwork", "E14"),  # no secure channel: .NET strong crypto, then the network
 ])
 def test_codes_that_used_to_fall_through_have_their_runbook(code: str, eid: str) -> None:
     entry, why = match_error(code)
     assert entry is BY_ID[eid] and why == f"code {code}"
     assert match_error(f"Backup failed (error code {code})")[0] is BY_ID[eid]
-    assert match_error("ExtensionInstallationFailedCOM")[0] is UNKNOWN  # its COM+ variant is another code
+    assert match_error("ExtensionInstallationFailedCOM")[0] is BY_ID["E16"]  # its COM+ variant is another code
 
 
 def test_c4_shutdown_is_a_persons_choice_not_a_power_off() -> None:
@@ -176,5 +176,6 @@ def test_cause_order_matches_the_playbook(eid: str) -> None:
     assert tuple(groups_in_order) == PLAYBOOK_ORDER[eid]
 
 
-def test_catalog_ids_are_e1_to_e5() -> None:
-    assert [e.id for e in CATALOG] == ["E1", "E2", "E3", "E4", "E5"]
+def test_catalog_ids_are_e1_to_e24_in_order() -> None:
+    assert [e.id for e in CATALOG] == [f"E{i}" for i in range(1, 25)]  # E1-E5 the 2017 article's, E6- the guides'
+    assert all(e.guide.startswith("https://learn.microsoft.com/azure/backup/") for e in CATALOG[5:])
