@@ -191,7 +191,8 @@ def _proxy_fleet(sim: Simulator, vault: Vault, nsg_app: NSG, seeded: datetime) -
 CODE_FLEETS: list[tuple[Callable[[Simulator, Vault, Subnet, datetime], None], str]] = [
     # (locks.seed_demo, "10.0.6.0/24"),
     # (jobs seed, "10.0.7.0/24"),
-    # (windows seed, "10.0.8.0/24"),
+    # (vss seed, "10.0.8.0/24"),
+    # (windows seed, "10.0.11.0/24"),
     # (linux seed, "10.0.9.0/24"),
     # (platform seed, "10.0.10.0/24"),
 ]

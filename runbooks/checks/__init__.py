@@ -4,8 +4,8 @@ to its check. A check reads the Facts snapshot, or names an action whose read-on
 from __future__ import annotations
 
 from ..finding import Check
-from . import jobs, linux, locks, platform, windows
+from . import jobs, linux, locks, platform, vss, windows
 
 __all__ = ["CHECKS"]
 
-CHECKS: dict[str, Check] = {**locks.CHECKS, **jobs.CHECKS, **windows.CHECKS, **linux.CHECKS, **platform.CHECKS}
+CHECKS: dict[str, Check] = {**locks.CHECKS, **jobs.CHECKS, **vss.CHECKS, **windows.CHECKS, **linux.CHECKS, **platform.CHECKS}

@@ -1,4 +1,5 @@
-"""Checks of the Windows in-guest causes of the newer codes (C9 VSS writers and service, C10 strong crypto and host snapshots, C11 COM+ and MSDTC): issue #14."""
+"""Checks of the Windows in-guest causes of the newer codes (C10 strong crypto and host snapshots, C11 COM+ and
+MSDTC): issue #14."""
 
 from __future__ import annotations
 
