@@ -21,9 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lro-polls", type=int, default=1, help="status polls before an operation ends")
     p.add_argument("--backup-job-polls", type=int, default=2, help="job reads before a backup job ends")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every ARM request")
+    p.add_argument("--throttle", action="store_true",
+                   help="throttle like ARM: token buckets per subscription and principal, 429 with Retry-After")
     args = p.parse_args(argv)
     sim = Simulator(args.scenario, settings=Settings(lro_polls=args.lro_polls, backup_job_polls=args.backup_job_polls,
-                                                     latency=args.latency))
+                                                     latency=args.latency, throttle=args.throttle))
     server = serve(sim, port=args.port)
     print(json.dumps({"endpoint": server.endpoint, "ca_bundle": server.ca_bundle}), flush=True)
     stop = threading.Event()

@@ -7,12 +7,16 @@ with the error Azure reports for the FIRST broken link (playbook E1–E5):
    PowerState/stopped) -> succeeds (crash-consistent).
 2. A guest shut down from inside is case 1: the platform shows it stopped, not running (issue #9).
 3. Guest agent not responding -> GuestAgentSnapshotTaskStatusError.
-4. Linux agent older than the supported minimum -> UserErrorGuestAgentStatusUnavailable.
+0. A job of the VM still running in any vault (jobstates.holder) -> UserErrorBackupOperationInProgress.
+4. Linux agent older than the supported minimum -> UserErrorGuestAgentVersionUnsupported.
 5. Outbound TCP 443 to Storage.<region> denied by an NSG (NIC or subnet) -> ExtensionSnapshotFailedNoNetwork.
    DHCP disabled in the guest fails the same way.
-6. Backup extension in Failed state -> ExtensionOperationFailedForManagedDisks.
+6. Backup extension stuck Deleting -> ExtensionStuckInDeletionState; the VM in provisioning state Failed because
+   of it -> UserErrorVmProvisioningStateFailed; the extension Failed -> ExtensionOperationFailedForManagedDisks.
 7. Windows iaasvmprovider service disabled -> BackUpOperationFailed.
 8. Windows + SQL Server without USEVSSCOPYBACKUP=TRUE -> ExtensionOperationFailedForManagedDisks.
+   Issue #14, Windows: COM+ System Application / MSDTC before 7 and .NET strong crypto / host snapshots after
+   the VSS links (armsim/winfix.py).
 Otherwise the backup succeeds, installing VMSnapshot/VMSnapshotLinux first if it is missing.
 
 Job error details carry a numeric errorCode (armsim's own numbering, Azure's is not published),
@@ -31,10 +35,19 @@ from .arm import ArmError, Request, Response, iso, not_found
 from .backupjobs import Job, job_get, jobs_list
 from .codes import ERRORS
 from .compute import BACKUP_PUBLISHER, VM, Extension
+from .fsfreeze import freeze_error
 from .guest import VSS_KEY, VSS_VALUE, version_tuple
+from .jobstates import ROUTES as JOB_ROUTES
+from .jobstates import advance_cancel, holder
+from .platform_codes import platform_code
 from .proxy import storage_path_blocked
+from .restorepoints import on_backup as rp_on_backup
+from .restorepoints import verdict as rp_verdict
 from .routes import storage_route_blocked
 from .routing import Route
+from .vss import vss_verdict
+from .winfix import com_failure, network_failure
+from .wireserver import wireserver_error
 
 if TYPE_CHECKING:
     from .sim import Simulator
@@ -61,6 +74,7 @@ class Item:
 
     vm: VM
     policy: str = "DefaultPolicy"
+    protection_state: str = "Protected"  # ProtectionStopped | ProtectionPaused: not actively protected
     last_status: str = ""
     last_time: datetime | None = None
 
@@ -135,6 +149,10 @@ class BackupModel:
         """Where a VM is protected, if anywhere."""
         for vault in self.vaults.values():
             for it in vault.items.values():
+                if it.vm is vm and it.protection_state == "Protected":
+                    return vault, it
+        for vault in self.vaults.values():  # protected nowhere actively: where its protection stopped
+            for it in vault.items.values():
                 if it.vm is vm:
                     return vault, it
         return None
@@ -149,24 +167,44 @@ class BackupModel:
         g = vm.guest
         # Links that fail a backup whatever the VM's power state (issue #14: locks, restore points, platform codes)
         # come here, before the power check.
+        if holder(self, vm) is not None:  # another backup of the VM still runs, in this vault or an old one
+            return REFUSED
+        if (lock_code := rp_verdict(self.sim, vm)) is not None:  # a ReadOnly lock; restore points at the cap
+            return lock_code  # (armsim/restorepoints.py)
+        if (code := platform_code(self, vm)) is not None:  # codes only a person can fix (armsim/platform_codes.py)
+            return code
         if vm.power != "running":  # shut down/offline, from inside or by the platform: crash-consistent
             return None  # (backup-support-matrix-iaas.md: "Back up VMs that are shut down/offline")
+        if (wire := wireserver_error(vm)) is not None:  # a guest firewall cuts the agent off (armsim/wireserver.py)
+            return wire
         if g.agent_hung:
             return "GuestAgentSnapshotTaskStatusError"
         if g.os_type == "Linux" and version_tuple(g.agent_version) < version_tuple(self.min_linux_agent):
-            return "UserErrorGuestAgentStatusUnavailable"
+            return "UserErrorGuestAgentVersionUnsupported"  # portal self-help: agent below the supported minimum
         if not g.dhcp_enabled or storage_path_blocked(self.sim, vm, self.direct_blocked):  # through a proxy if any
             return "ExtensionSnapshotFailedNoNetwork"
         ext = vm.backup_extension()
-        if ext is not None and ext.state in ("Failed", "Deleting"):
+        if ext is not None and ext.state == "Deleting":  # azure-docs backup-azure-vms-troubleshoot.md
+            return "ExtensionStuckInDeletionState"
+        if ext is not None and ext.state == "Failed" and vm.provisioning_state == "Failed":
+            return "UserErrorVmProvisioningStateFailed"  # "an extension failure puts the VM in Failed state"
+        if ext is not None and ext.state == "Failed":
             return "ExtensionOperationFailedForManagedDisks"
+        if (frozen := freeze_error(vm)) is not None:  # Linux: a mount that cannot be frozen (armsim/fsfreeze.py)
+            return frozen
         if g.os_type == "Windows":
+            if com_code := com_failure(vm):  # COM+ System Application, then MSDTC (armsim/winfix.py)
+                return com_code
             provider = g.service("iaasvmprovider")
             if provider is not None and provider.start_type == "Disabled":
                 return "BackUpOperationFailed"
             vss = g.registry_value(VSS_KEY, VSS_VALUE)
             if g.sql_server and (vss is None or vss[1].strip().lower() != "true"):
                 return "ExtensionOperationFailedForManagedDisks"
+            if vss_code := vss_verdict(g):  # the VSS service, then its writers (armsim/vss.py)
+                return vss_code
+            if net_code := network_failure(g):  # .NET strong crypto, then host snapshots (armsim/winfix.py)
+                return net_code
         return None
 
     def start_job(self, vault: Vault, item: Item, *, error: str | None = "auto", user: bool = True,
@@ -177,8 +215,8 @@ class BackupModel:
             if j.item is item:
                 self.advance(j, poll=False)
         if error == "auto":
-            busy = any(j.item is item and j.status == "InProgress" for j in vault.jobs)
-            error = REFUSED if busy else self.verdict(vm)
+            error = self.verdict(vm)  # a job of the VM still running in any vault refuses it (REFUSED)
+            rp_on_backup(self.sim, vm, error, when or self.sim.clock.now())  # restore points added or cleaned up
             if error is None and vm.backup_extension() is None and vm.power == "running":
                 linux = vm.guest.os_type == "Linux"
                 name = "VMSnapshotLinux" if linux else "VMSnapshot"
@@ -202,6 +240,7 @@ class BackupModel:
 
     def advance(self, job: Job, *, poll: bool) -> None:
         """Move a job on: its duration (> 0) elapsed on the clock ends it; a poll counts toward ending it sooner."""
+        advance_cancel(self, job, poll=poll)
         if job.status != "InProgress":
             return
         if poll and job.polls_needed > 0:
@@ -221,7 +260,7 @@ class BackupModel:
     def _finish(self, job: Job, ended: datetime) -> None:
         job.status = "Failed" if job.error else "Completed"
         job.ended = ended if job.ended is None else job.ended
-        if job.error != REFUSED:
+        if job.error != REFUSED or not job.user_triggered:  # a scheduled backup refused is the item's failure
             job.item.last_status, job.item.last_time = job.status, job.ended
 
     def job_json(self, vault: Vault, job: Job) -> dict[str, Any]:
@@ -258,7 +297,7 @@ class BackupModel:
         failed = item.last_status == "Failed"
         props: dict[str, Any] = {
             "friendlyName": item.vm.name, "virtualMachineId": item.vm.id, "sourceResourceId": item.vm.id,
-            "protectionStatus": "Unhealthy" if failed else "Healthy", "protectionState": "Protected",
+            "protectionStatus": "Unhealthy" if failed else "Healthy", "protectionState": item.protection_state,
             "healthStatus": "ActionRequired" if failed else "Passed",
             "lastBackupStatus": item.last_status or "Completed", "protectedItemDataId": str(abs(hash(item.name)) % 10**18),
             "protectedItemType": "Microsoft.Compute/virtualMachines", "backupManagementType": "AzureIaasVM",
@@ -377,4 +416,5 @@ ROUTES = [
           resource_type="vaults/backupOperations", **_API),
     Route("GET", _V + "/backupJobs", jobs_list, "BackupJobs_List", resource_type="vaults/backupJobs", **_API),
     Route("GET", _V + "/backupJobs/{jobName}", job_get, "JobDetails_Get", resource_type="vaults/backupJobs", **_API),
+    *JOB_ROUTES,  # job cancellation, its operation result, vaults listed (armsim/jobstates.py)
 ]

@@ -46,6 +46,9 @@ class Job:
     status: str = "InProgress"
     ended: datetime | None = None
     polls: int = 0
+    cancel_op: str | None = None  # the cancellation's operation id (armsim/jobstates.py)
+    cancel_mono: float = 0.0
+    cancel_reads: int = 0
 
     def fraction(self, clock: float) -> float:
         """How far the job has come (0..1) at simulated second `clock`: by time, or further by polls."""
@@ -66,7 +69,7 @@ class Job:
             transfer = "NotStarted" if f < SNAPSHOT_SHARE else "InProgress"
         else:
             snap = "Failed" if self.error else "Completed"
-            transfer = "NotStarted" if self.error else "Completed"
+            transfer = "NotStarted" if self.error else "Cancelled" if self.cancel_op else "Completed"
         return [{"taskId": "Take Snapshot", "duration": f"PT{max(snap_secs, 0):.0f}S", "status": snap},
                 {"taskId": "Transfer data to vault", "duration": f"PT{max(total - snap_secs, 0):.0f}S",
                  "status": transfer}]

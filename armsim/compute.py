@@ -36,6 +36,7 @@ class Extension:
     version: str
     state: str = "Succeeded"  # Succeeded | Failed | Updating | Deleting
     message: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)  # public settings, e.g. ADE's KeyVaultURL
 
 
 @dataclass
@@ -58,6 +59,8 @@ class VM:
     time_created: str = field(default_factory=lambda: _now())
     data_disks_gb: list[int] = field(default_factory=list)  # LUN = index
     etag: str = '"1"'  # changes only on model writes (PUT/PATCH), which armsim does not serve
+    failed_by_extension: bool = False  # its last operation failed on an extension (issue #14, E10)
+    flags: set[str] = field(default_factory=set)  # conditions armsim/platform_codes.py models (FLAGS there)
 
     def __post_init__(self) -> None:
         """A guest shut down from inside shows PowerState/stopped (states-billing.md), not running."""
@@ -69,6 +72,15 @@ class VM:
         """The ARM resource id."""
         return (f"/subscriptions/{self.subscription}/resourceGroups/{self.group}"
                 f"/providers/Microsoft.Compute/virtualMachines/{self.name}")
+
+    @property
+    def provisioning_state(self) -> str:
+        """Failed while an extension failure put the VM in Failed state and a Failed extension remains; else Succeeded.
+
+        Guide (backup-azure-troubleshoot-vm-backup-fails-snapshot-timeout.md, UserErrorVmProvisioningStateFailed):
+        "an extension failure puts the VM in Failed state"; removing that extension lets it recover (assumed)."""
+        failed = self.failed_by_extension and any(e.state == "Failed" for e in self.extensions.values())
+        return "Failed" if failed else "Succeeded"
 
     def backup_extension(self) -> Extension | None:
         """The VMSnapshot / VMSnapshotLinux extension, whatever it is named."""
@@ -115,7 +127,7 @@ class ComputeModel:
         """An extension as ARM returns it."""
         props: dict[str, Any] = {
             "publisher": ext.publisher, "type": ext.type, "typeHandlerVersion": ext.version,
-            "autoUpgradeMinorVersion": True, "provisioningState": ext.state, "settings": {},
+            "autoUpgradeMinorVersion": True, "provisioningState": ext.state, "settings": dict(ext.settings),
         }
         if instance_view:
             props["instanceView"] = self._ext_iv(ext)
@@ -168,8 +180,9 @@ class ComputeModel:
             "bootDiagnostics": {},  # managed boot diagnostics: no blob URIs (VirtualMachineInstanceView spec)
             "isVMInStandbyPool": False,
             "statuses": [
-                {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
-                 "time": _now()},
+                {"code": f"ProvisioningState/{vm.provisioning_state.lower()}",
+                 "level": "Info" if vm.provisioning_state == "Succeeded" else "Error",
+                 "displayStatus": f"Provisioning {vm.provisioning_state.lower()}", "time": _now()},
                 {"code": f"PowerState/{vm.power}", "level": "Info",
                  "displayStatus": {"running": "VM running", "stopped": "VM stopped",
                                    "deallocated": "VM deallocated"}[vm.power]},
@@ -233,7 +246,7 @@ class ComputeModel:
                                 "securityType": "TrustedLaunch"},
             "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
             "extensionsTimeBudget": "PT1H30M",  # the default real VMs report (spec: default 90 minutes)
-            "provisioningState": "Succeeded",
+            "provisioningState": vm.provisioning_state,
             "timeCreated": vm.time_created,
         }
         if expand and expand.lower() == "instanceview":

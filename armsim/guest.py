@@ -18,6 +18,13 @@ model, the effect each script has on a real guest:
 | linux-proxy-set | validates the PROXY parameter; writes HttpProxy.Host/Port and the unit's http-proxy.conf drop-in; restarts the agent detached (the drop-in's environment applies then) |
 | windows-proxy-get | reads WinHTTP's proxy and LocalSystem's ProxyEnable/ProxyServer; the proxy used and the connect verdict |
 | windows-proxy-set | validates the Proxy parameter; sets WinHTTP and LocalSystem's proxy; restarts both agent services detached |
+| linux-vmbackup-conf-get | reads /etc/azure/vmbackup.conf's MountsToSkip, the mounts, their duplicates and the extension log's freeze failures (armsim/fsfreeze.py) |
+| linux-vmbackup-conf-set | validates the MOUNTS parameter; creates vmbackup.conf from the extension's template when missing and appends the mounts to MountsToSkip, keeping every entry |
+| windows-vss-writers-get | lists the VSS writers (name, state, last error, hosting service), the VSS service's status, and SnapshotWithoutThreads (armsim/vss.py) |
+| windows-vss-writers-restart | validates the Writers parameter; restarts the services hosting those writers (they become Stable) |
+| windows-vss-restart | restarts the VSS service (a hung StopPending one is killed first); refuses a Disabled one |
+| windows-crypto-get, windows-crypto-set, windows-bcdr-keys-get, windows-bcdr-keys-set, windows-com-get, windows-com-start, windows-msdtc-repair | .NET strong crypto, the host-snapshot keys, COM+ System Application and MSDTC (armsim/winfix.py) |
+| windows-vss-writers-nothreads | writes BcdrAgentPersistentKeys SnapshotWithoutThreads = REG_SZ True (64-bit view) |
 
 Before applying a script, armsim checks that its text carries the commands and literals that
 effect needs (`SCRIPT_NEEDS`: the registry path, view and value, the service names, the package
@@ -46,7 +53,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fsfreeze import FREEZE_MUTATES, FREEZE_NEEDS, FreezeState, run_freeze_script
 from .proxy import PROXY_JOB_NEEDS, PROXY_MUTATES, PROXY_NEEDS, ProxySettings, Reach, run_proxy_script
+from .vss import VSS_MUTATES, VSS_NEEDS, VssGuest, run_vss_script
+from .winfix import WINFIX_MUTATES, WINFIX_NEEDS, WinGuest, run_winfix_script
+from .wireserver import cut_off
 
 __all__ = ["RESTARTS_AGENT", "SCRIPT_MUTATES", "Guest", "ScriptRun", "Service", "restart_mode", "run_script",
            "script_id", "version_tuple"]
@@ -64,6 +75,9 @@ SCRIPT_MUTATES = {
     "windows-provider-get": False,
     "windows-provider-enable": True,
     **PROXY_MUTATES,
+    **FREEZE_MUTATES,
+    **VSS_MUTATES,
+    **WINFIX_MUTATES,
 }
 RESTARTS_AGENT = frozenset({"linux-agent-restart", "linux-agent-upgrade", "windows-agent-restart", "linux-proxy-set",
                             "windows-proxy-set"})
@@ -84,6 +98,9 @@ SCRIPT_NEEDS: dict[str, tuple[str, ...]] = {
     "windows-provider-get": ("Get-Service", "iaasvmprovider", "StartType"),
     "windows-provider-enable": ("Set-Service", "-StartupType Automatic", "iaasvmprovider", "Start-Service"),
     **PROXY_NEEDS,
+    **FREEZE_NEEDS,
+    **VSS_NEEDS,
+    **WINFIX_NEEDS,
 }
 # What the detached job itself must carry (the restart, and for the upgrade the install).
 JOB_NEEDS: dict[str, tuple[str, ...]] = {
@@ -161,6 +178,10 @@ class Guest:
     agent_started_at: str | None = None  # the restarted agent's first report (reads may hurry the restart)
     proxy: ProxySettings = field(default_factory=ProxySettings)  # the HTTP proxy the agent and extension use
     proxy_port: int | None = None  # this guest runs an HTTP proxy listening on this port
+    freeze: FreezeState = field(default_factory=FreezeState)  # mounts and vmbackup.conf (armsim/fsfreeze.py)
+    wireserver_blocked: tuple[int, ...] = ()  # TCP ports the guest firewall drops to 168.63.129.16
+    vss: VssGuest = field(default_factory=VssGuest)  # Windows: the VSS service and writers (armsim/vss.py)
+    winfix: WinGuest = field(default_factory=WinGuest)  # Windows: logon accounts, slow network (armsim/winfix.py)
 
     @property
     def package_manager(self) -> str | None:
@@ -170,7 +191,7 @@ class Guest:
     @property
     def responsive(self) -> bool:
         """Whether the agent answers (the guest is up and the agent not hung)."""
-        return not self.agent_hung and not self.shut_down_inside
+        return not self.agent_hung and not self.shut_down_inside and not cut_off(self.wireserver_blocked)
 
     def registry_value(self, key: str, name: str) -> tuple[str, str] | None:
         """(type, data) of a registry value, looked up case-insensitively."""
@@ -189,6 +210,9 @@ class Guest:
             "shut_down_inside": self.shut_down_inside, "sql_server": self.sql_server,
             "agent_restarts": self.agent_restarts, "agent_report_time": self.agent_report_time,
             "proxy": self.proxy.describe(), "proxy_port": self.proxy_port,
+            "freeze": self.freeze.describe(), "wireserver_blocked": list(self.wireserver_blocked),
+            **({"vss": self.vss.describe()} if self.os_type == "Windows" else {}),
+            **({"winfix": self.winfix.describe()} if self.os_type == "Windows" else {}),
             "registry": {f"{k}\\{n}": v for (k, n), v in self.registry.items()},
             "services": {s.name: {"start_type": s.start_type, "running": s.running}
                          for s in self.services.values()},
@@ -252,6 +276,15 @@ def run_script(guest: Guest, text: str, *, restart_at: str = "", params: Mapping
         code, result, err, restart = run_proxy_script(guest, sid, restart_at, params or {}, probe,
                                                       lambda: _restart(guest))
         return ScriptRun(code, _result(sid, **result), err, restart)
+    if sid in FREEZE_MUTATES:
+        code, result, err = run_freeze_script(guest, sid, params or {})
+        return ScriptRun(code, _result(sid, **result), err)
+    if sid in VSS_MUTATES:  # armsim/vss.py: VSS writers and service, SnapshotWithoutThreads
+        code, result, err = run_vss_script(guest, sid, params or {})
+        return ScriptRun(code, _result(sid, **result), err)
+    if sid in WINFIX_MUTATES:  # armsim/winfix.py: strong crypto, host snapshot keys, COM+ and MSDTC
+        code, result, err = run_winfix_script(guest, sid)
+        return ScriptRun(code, _result(sid, **result), err)
     return _HANDLERS[sid](guest, sid, restart_at)
 
 

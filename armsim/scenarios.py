@@ -11,10 +11,16 @@ from .automation import Account, Runbook, RuntimeEnvironment
 from .backup import Vault
 from .compute import BACKUP_PUBLISHER, VM, Extension
 from .firewall import AzureFirewall
+from .fsfreeze import seed_demo as fsfreeze_seed_demo
 from .guest import Guest, Service
+from .jobstates import seed_demo as jobs_seed_demo
 from .network import NIC, NSG, Subnet
 from .proxy import ProxySettings
+from .restorepoints import seed_demo as locks_seed_demo
 from .routes import RouteTable, route_body
+from .vss import seed_demo as vss_seed_demo
+from .winfix import NETWORK_SERVICE
+from .winfix import seed_demo as winfix_seed_demo
 
 if TYPE_CHECKING:
     from .sim import Simulator
@@ -62,6 +68,10 @@ def _windows(name: str, **kw: object) -> Guest:
               agent_version="2.7.41491.1102", **kw)  # type: ignore[arg-type]
     g.services["iaasvmprovider"] = Service("iaasvmprovider", "Automatic", True)
     g.services["windowsazureguestagent"] = Service("WindowsAzureGuestAgent", "Automatic", True)
+    # COM+ System Application and MSDTC, as a default Windows Server install has them (MSDTC as NetworkService)
+    g.services["comsysapp"] = Service("COMSysApp", "Manual", True)
+    g.services["msdtc"] = Service("MSDTC", "Manual", True)
+    g.winfix.accounts["msdtc"] = NETWORK_SERVICE
     return g
 
 
@@ -110,7 +120,7 @@ def demo(sim: Simulator) -> None:
          "GuestAgentSnapshotTaskStatusError"),
         ("vm-linux-agent-old", Guest("Linux", "Red Hat Enterprise Linux 8.8", distro="rhel", distro_version="8.8",
                                      agent_service="waagent", agent_version="2.2.10", repo_agent_version="2.7.0.6"),
-         sn_default, None, "UserErrorGuestAgentStatusUnavailable"),
+         sn_default, None, "UserErrorGuestAgentVersionUnsupported"),  # portal self-help: agent below minimum
         ("vm-sql-vss", _windows("Windows Server 2019 Datacenter", sql_server=True), sn_default, None,
          "ExtensionOperationFailedForManagedDisks"),
         ("vm-rdp-shutdown", _windows("Windows Server 2016 Datacenter", shut_down_inside=True), sn_default, None,
@@ -189,11 +199,11 @@ def _proxy_fleet(sim: Simulator, vault: Vault, nsg_app: NSG, seeded: datetime) -
 # Issue #14's demo VMs, one seeding function per family of codes, each given its own subnet (10.0.6-10.0.10.x):
 # seed(sim, vault, subnet, when) adds VMs whose backups fail with the family's codes (a failed job seeded at `when`).
 CODE_FLEETS: list[tuple[Callable[[Simulator, Vault, Subnet, datetime], None], str]] = [
-    # (locks.seed_demo, "10.0.6.0/24"),
-    # (jobs seed, "10.0.7.0/24"),
-    # (vss seed, "10.0.8.0/24"),
-    # (windows seed, "10.0.11.0/24"),
-    # (linux seed, "10.0.9.0/24"),
+    (locks_seed_demo, "10.0.6.0/24"),
+    (jobs_seed_demo, "10.0.7.0/24"),
+    (vss_seed_demo, "10.0.8.0/24"),
+    (winfix_seed_demo, "10.0.11.0/24"),
+    (fsfreeze_seed_demo, "10.0.9.0/24"),
     # (platform seed, "10.0.10.0/24"),
 ]
 

@@ -28,6 +28,7 @@ from werkzeug.wsgi import LimitedStream
 from . import automation_control
 from .arm import ArmError, Request, Response
 from .sim import Settings, Simulator
+from .throttle import kind_of, throttled_body
 
 __all__ = ["Server", "serve"]
 
@@ -174,6 +175,11 @@ class _App:
             mutating = request.method != "GET"
         if sim.settings.latency:
             time.sleep(sim.settings.latency)
+        wait, limits = sim.throttle.admit(request.method, request.path, request.headers.get("authorization"))
+        if wait is not None:  # ARM's token bucket is empty: 429, not processed (armsim/throttle.py)
+            sim.record(request.method, request.path, 429, mutating, route.operation)
+            body = throttled_body(kind_of(request.method), params.get("subscriptionId", ""), wait)
+            return _json(429, body, {**limits, "Retry-After": str(int(wait))})
         for fault in sim.faults.take(request.method, request.path, route.operation):
             if fault.kind == "latency":
                 time.sleep(fault.seconds)
@@ -192,6 +198,7 @@ class _App:
                 return _json(err.status, err.body(), dict(err.headers))
         resp = sim.serve(request, route)
         sim.record(request.method, request.path, resp.status, mutating, route.operation)
+        resp.headers = {**limits, **resp.headers}
         return resp
 
     # --- control -----------------------------------------------------------------------------

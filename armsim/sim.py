@@ -12,8 +12,13 @@ from . import automation, automation_assets, automation_jobs, backup, compute, f
 from .arm import ArmError, Request, Response, check_api_version
 from .clock import SimClock
 from .faults import FaultBook
+from .locks import ROUTES as LOCK_ROUTES
+from .locks import LockModel, enforce
 from .lro import Operation, Operations
+from .restorepoints import ROUTES as RESTORE_POINT_ROUTES
+from .restorepoints import RestorePointModel
 from .routing import Route, Router
+from .throttle import Throttle
 
 __all__ = ["Settings", "Simulator"]
 
@@ -37,6 +42,9 @@ class Settings:
     nsg_write_seconds: float = 5.0  # NRP finishes a write on its own even if nobody polls
     latency: float = 0.0
     lro_retry_after: int | None = None
+    # ARM's token buckets per subscription and principal (armsim/throttle.py). Off unless asked for (armsim
+    # --throttle, benchmarks, the throttling tests): the demo and the suite measure behaviour, not ARM's pace.
+    throttle: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -49,6 +57,7 @@ class Simulator:
         self.lock = threading.RLock()
         self.faults = FaultBook()
         self.settings = settings or Settings()
+        self.throttle = Throttle(enabled=self.settings.throttle)
         self.router = Router(self._routes())
         self.scenario_name = scenario
         self._log: list[dict[str, Any]] = []
@@ -69,7 +78,11 @@ class Simulator:
             self.route_tables = routes.RouteTableModel(self)
             self.firewalls = firewall.FirewallModel(self)
             self.backup = backup.BackupModel(self)
+            self.locks = LockModel(self)
+            self.restore_points = RestorePointModel(self)
             self.automation = automation.AutomationModel(self)
+            self.throttle.enabled = self.settings.throttle
+            self.throttle.reset()  # full buckets: a reset simulator is a fresh subscription
             load(self, self.scenario_name)
 
     def requests(self) -> list[dict[str, Any]]:
@@ -172,14 +185,15 @@ class Simulator:
             ops.append(Route("GET", base + "/operationResults/{operationId}", Simulator._op_result,
                              f"{prov}/operationResults/read"))
         return [*compute.ROUTES, *network.ROUTES, *routes.ROUTES, *firewall.ROUTES, *backup.ROUTES,
-                *automation_jobs.ROUTES, *automation_assets.ROUTES, *ops]
+                *automation_jobs.ROUTES, *automation_assets.ROUTES, *LOCK_ROUTES, *RESTORE_POINT_ROUTES, *ops]
 
     def scopes(self) -> dict[str, set[str]]:
         """Known subscriptions (lower-case) and, per subscription, the groups any resource lives in."""
         out: dict[str, set[str]] = {}
         resources: list[Any] = [*self.compute.vms.values(), *self.network.nsgs.values(), *self.network.subnets.values(),
                      *self.network.nics.values(), *self.route_tables.tables.values(),
-                     *self.firewalls.firewalls.values(), *self.backup.vaults.values(), *self.automation.accounts.values()]
+                     *self.firewalls.firewalls.values(), *self.backup.vaults.values(), *self.automation.accounts.values(),
+                     *self.restore_points.collections.values()]
         for res in resources:
             out.setdefault(res.subscription.lower(), set()).add(res.group.lower())
         return out
@@ -205,6 +219,7 @@ class Simulator:
                     check_api_version(request.query, oldest=route.oldest_api, newest=route.newest_api,
                                       resource_type=route.resource_type or route.operation)
                 self.check_scope(request.params)
+                enforce(self, request, route)  # 409 ScopeLocked under a lock (armsim/locks.py)
                 return route.handler(self, request)
             except ArmError as e:
                 return Response(e.status, e.body(), dict(e.headers))

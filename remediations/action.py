@@ -122,7 +122,17 @@ class Action(Generic[P, F]):
 
     def preview(self, azure: Azure, params: P) -> Plan:
         """Read, then plan: what `apply` would do now (the plan carries the action's `idempotent`)."""
-        plan = self.plan(self.read(azure, params), params)
+        try:
+            facts = self.read(azure, params)
+        except Exception as e:  # a ReadOnly lock refuses the Run Command that reads the guest (lock-resources.md)
+            if not type(e).__module__.startswith("azure.") or arm_error(e).code != "ScopeLocked":
+                raise
+            t = params.target
+            return Plan(action=self.name, target=str(t), unread=True, idempotent=self.idempotent,
+                        reason=f"cannot read {t.name}: {arm_error(e).message}",
+                        notes=[f"the read-only lock on {t.name} or its resource group must go first (remove-vm-lock, "
+                               "disruptive); then run this again"])
+        plan = self.plan(facts, params)
         plan.idempotent = self.idempotent
         return plan
 

@@ -31,6 +31,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from . import httplog
+from .budget import BudgetPolicy
 from .endpoint import check_endpoint
 from .errors import BadInput, ReadOnlyViolation, arm_error
 from .scripts import SCRIPTS
@@ -195,6 +196,14 @@ class Azure:
 
         return DefaultAzureCredential(authority=authority, managed_identity_client_id=self.config.client_id)
 
+    @property
+    def principal(self) -> str:
+        """Whose request budget ARM counts (remediations/budget.py): the identity this configuration signs in as."""
+        c = self.config
+        if c.loopback and self._credential is None:
+            return "anonymous"  # armsim: no token is sent
+        return f"{c.credential}:{c.client_id or ''}:{id(self._credential) if self._credential is not None else ''}"
+
     def _kwargs(self) -> dict[str, Any]:
         from azure.core.pipeline.policies import SansIOHTTPPolicy
 
@@ -206,7 +215,8 @@ class Azure:
             "retry_total": 0,  # tenacity owns retries (see module docstring)
             "polling_interval": interval,
             "per_call_policies": [_ReadOnlyPolicy(c.read_only)],
-            "per_retry_policies": [_Recorder(self), self.poll_guard],
+            "per_retry_policies": [_Recorder(self), self.poll_guard, BudgetPolicy(
+                c.endpoint, self.principal, sleep=c.retry.sleep, cap=c.retry.retry_after_cap)],
             "logging_enable": False,
             "http_logging_policy": httplog.CallLog(),  # the SDK's would log a Location's SAS at INFO
             "read_timeout": c.read_timeout,

@@ -123,8 +123,12 @@ class JobView:
 
     @property
     def refused(self) -> bool:
-        """Whether the job failed only because another backup of the item was running (not the VM's error)."""
-        return self.status.lower() == "failed" and (
+        """Whether an on-demand trigger failed only because another backup of the item was running (not the VM's error).
+
+        A scheduled backup that failed so is the VM's failure to explain (E7, UserErrorBackupOperationInProgress:
+        a job still running, here or in an old vault, holds the VM); only on-demand triggers (this tool's, a
+        person's) are set aside."""
+        return self.user and self.status.lower() == "failed" and (
             (self.error_title or "").lower() in REFUSED_CODES or _REFUSED_TEXT in self.error_message.lower())
 
     @property

@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 
 from .armid import parse_resource_id
 from .azure import Azure
-from .backupjobs import JobView, for_vm, job_view, jobs_filter
+from .backupjobs import JobView, arm_container, for_vm, job_view, jobs_filter
 from .reads import VmView
 
-__all__ = ["BackupItem", "backup_item", "backup_job", "recent_jobs", "vault_jobs"]
+__all__ = ["BackupItem", "backup_item", "backup_job", "protection_state", "recent_jobs", "vault_jobs"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class BackupItem:
     container: str
     item: str
     policy: str | None = None
+    state: str | None = None  # the protected item's protectionState; read only when a verdict needs it (facts.py)
 
 
 def backup_item(azure: Azure, vm: VmView) -> BackupItem | None:
@@ -38,6 +39,13 @@ def backup_item(azure: Azure, vm: VmView) -> BackupItem | None:
     vault = parse_resource_id(vault_id, type="Microsoft.RecoveryServices/vaults")
     return BackupItem(vault_id, vault.name, vault.resource_group, status.get("containerName") or "",
                       status.get("protectedItemName") or "", status.get("policyName"))
+
+
+def protection_state(azure: Azure, item: BackupItem) -> str | None:
+    """The protected item's protectionState (Protected, ProtectionStopped, ProtectionPaused, ...): one GET."""
+    it = azure.call(azure.backup.protected_items.get, item.vault, item.vault_group, "Azure",
+                    arm_container(item.container), item.item).as_dict()
+    return (it.get("properties") or {}).get("protectionState")
 
 
 def recent_jobs(azure: Azure, item: BackupItem, vm_name: str, *, days: int = 7) -> tuple[JobView, ...]:

@@ -7,19 +7,20 @@ are made only when they can change a verdict: the region's service tags (only wh
 rule for a backup port names specific prefixes or tags rather than `*`/`Internet`) and
 Resource Health (only when the VM shows PowerState/stopped, to tell a guest shut down from inside,
 annotated VirtualMachineStoppedInternally, from a stop through the platform). Service tags are
-cached per process and region, so a fleet reads them once.
+cached per process and region, so a fleet reads them once. The protected item (its protectionState) is
+read only when the latest failed job says the VM is not actively protected (UserErrorBcmDatasourceNotPresent).
 A stopped VM has no effective NSGs: then each NIC, the subnet of each of its IP configurations and
 each NSG are read instead. The reads themselves are shared: `netreads`, `backupreads`, `reads`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .azure import Azure
 from .backupjobs import JobView
-from .backupreads import BackupItem, backup_item, recent_jobs
+from .backupreads import BackupItem, backup_item, protection_state, recent_jobs
 from .errors import arm_error
 from .netaddr import TagResolver, UnknownTag
 from .netreads import effective_routes, nsgs_by_get, nsgs_effective, service_tags
@@ -32,7 +33,10 @@ from .verdicts import BACKUP_PORTS
 if TYPE_CHECKING:  # the guest proxy probe (Run Command) is made by the engine, only for runbooks that need it
     from .actions.proxy import ProxyProbe
 
-__all__ = ["Facts", "gather", "read_routes"]
+__all__ = ["NOT_ACTIVE_CODES", "Facts", "gather", "read_routes"]
+
+# A failed job with this code makes gather read the protected item's protectionState (one GET, else never made).
+NOT_ACTIVE_CODES = frozenset({"UserErrorBcmDatasourceNotPresent"})
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,9 @@ def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int,
         health = read_health(azure, vm.id)
     item = backup_item(azure, vm)
     history = recent_jobs(azure, item, vm.name) if item and jobs else ()
+    failed = next((j for j in history if j.status == "Failed" and not j.refused), None)
+    if item is not None and failed is not None and failed.error_code in NOT_ACTIVE_CODES:  # C13.datasource's evidence
+        item = replace(item, state=protection_state(azure, item))
     return Facts(target, vm, nsgs, tags, health, item, history)
 
 

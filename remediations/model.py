@@ -51,6 +51,8 @@ class Plan(BaseModel):
     idempotent: bool = Field(default=True, description="False: applying this plan twice acts twice (the action's flag)")
     needs_input: bool = Field(default=False, description="nothing can be planned until a person gives a value "
                                                          "(its manual step says which): a backup now cannot prove a fix")
+    unread: bool = Field(default=False, description="the facts could not be read (a lock refuses the Run Command "
+                                                    "that reads the guest): nothing is known, so nothing is planned")
 
     @property
     def empty(self) -> bool:

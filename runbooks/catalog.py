@@ -14,7 +14,7 @@ from .catalog_codes import GROUPS as NEW_GROUPS
 from .catalog_codes import NEW_CAUSES, NEW_ENTRIES
 from .catalog_types import GROUPS, Cause, ErrorEntry
 
-__all__ = ["BY_HAND", "CATALOG", "CAUSES", "GROUPS", "VERIFY", "Cause", "ErrorEntry", "lookup", "match_error"]
+__all__ = ["BY_HAND", "CATALOG", "CAUSES", "EVERY", "GROUPS", "VERIFY", "Cause", "ErrorEntry", "lookup", "match_error"]
 
 
 CAUSES: dict[str, Cause] = {c.id: c for c in (
@@ -104,6 +104,9 @@ CATALOG: tuple[ErrorEntry, ...] = (
 )
 # A cause in no group is its own (C5.stuck, C13.*): an entry names it alone.
 GROUPS.update({c: (c,) for c in CAUSES if not any(c in subs for subs in GROUPS.values())})
+# `--error all`: every cause of every runbook, each once, in the catalog's order (an operator's full check).
+EVERY = ErrorEntry("all", "every cause of every runbook is checked", (),
+                   tuple(dict.fromkeys(c for e in CATALOG for c in e.causes)))
 
 UNKNOWN = ErrorEntry("E5", "unrecognised error: every cause is checked in the E5 order", (), CATALOG[4].groups)
 
@@ -115,6 +118,8 @@ def _norm(text: str) -> str:
 def lookup(key: str) -> ErrorEntry | None:
     """The entry for an id (E1…E5) or a code, case-insensitively."""
     k = key.strip().lower()
+    if k == EVERY.id:
+        return EVERY
     for e in CATALOG:
         if k == e.id.lower() or k in (c.lower() for c in e.codes):
             return e

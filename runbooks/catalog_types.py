@@ -36,4 +36,4 @@ class ErrorEntry:
     @property
     def causes(self) -> tuple[str, ...]:
         """Sub-cause ids in the order to check them."""
-        return tuple(c for g in self.groups for c in GROUPS.get(g, (g,)))
+        return tuple(dict.fromkeys(c for g in self.groups for c in GROUPS.get(g, (g,))))

@@ -168,7 +168,7 @@ def _shown(reports: list[VmReport]) -> None:
 
 def _save_plan(path: Path, args: argparse.Namespace, reports: list[VmReport]) -> None:
     saved = {"error": args.error, "allow_disruptive": args.allow_disruptive, "backup": not args.no_backup,
-             "mode": args.mode, "retention_days": args.retention_days}
+             "mode": args.mode, "retention_days": args.retention_days, "proxy": args.proxy}
     planfile.save(path, saved, reports, [render.report_json(r)["plans"] for r in reports])
     print(f"Saved the plan to {path}; apply it with: python -m runbooks apply {path}", file=sys.stderr)
 
@@ -182,7 +182,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     consent = ("--allow-disruptive" if args.allow_disruptive
                else f"the saved plan {args.plan_file} (made with fix --allow-disruptive)")
     opts = {"error": o.error, "allow_disruptive": o.allow_disruptive or args.allow_disruptive, "consent": consent,
-            "backup": o.backup, "egress_mode": o.mode, "retention_days": o.retention_days}
+            "backup": o.backup, "egress_mode": o.mode, "retention_days": o.retention_days, "proxy": o.proxy}
     if not args.dry_run:
         check_audit(args)
     with connect(where, read_only=True) as clients:

@@ -19,6 +19,7 @@ from remediations.routes import NO_NETWORK_CODES, RouteFacts
 from remediations.target import Target
 
 from .catalog import CAUSES, VERIFY, ErrorEntry, lookup, match_error
+from .checks.platform import BLOCKS_BACKUP
 from .diagnose import Finding, check, decided, diagnose
 from .live import BEFORE_WRITE, READING, Step, ended, job_progress
 from .stop import follow
@@ -132,7 +133,8 @@ def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
             plan = action.preview(azure, params)
             inv.previews[f.probe] = plan
             evidence = "; ".join(c.reason for c in plan.changes) or plan.reason
-            inv.findings[i] = decided(f, bool(plan.changes), evidence)
+            inv.findings[i] = (replace(f, evidence=evidence) if plan.unread  # stays unknown: the guest was not read
+                               else decided(f, bool(plan.changes), evidence))
     _judge_routes(azure, inv, opts)
     return inv
 
@@ -275,7 +277,13 @@ def _plan_run(azure: Azure, inv: Investigation,
     verify: tuple[Action[Any, Any], ActionParams] | None = None
     bplan: Plan | None = None
     waiting = [p.action for p in plans if p.needs_input]  # a fix waits for a person's value: no backup can prove it
-    if opts.backup and not waiting:
+    # A cause only a person can fix fails every backup until they act: with no fix planned, no backup is wasted on it.
+    blocked = [f.cause for f in inv.present if f.cause in BLOCKS_BACKUP]
+    if not inv.present and inv.entry.causes and set(inv.entry.causes) <= BLOCKS_BACKUP:  # ARM cannot see them
+        blocked = [f.cause for f in inv.findings if f.verdict == "unknown"]
+    if blocked and any(p.changes for p in plans):
+        blocked = []
+    if opts.backup and not waiting and not blocked:
         action, params, bplan = _backup_plan(azure, inv, opts, fixing=any(p.changes for p in plans))
         verify = (action, params)
         if bplan.changes or bplan.manual:
@@ -290,7 +298,8 @@ def _plan_run(azure: Azure, inv: Investigation,
         report.status = "manual" if report.manual else "nothing"
         report.message = "No changes." + (" Manual steps remain." if report.manual else "") + (
             f" Not verified: {held}." if held is not None else "") + (
-            f" Not verified: {', '.join(waiting)} needs a value only a person can give." if waiting else "")
+            f" Not verified: {', '.join(waiting)} needs a value only a person can give." if waiting else "") + (
+            f" Not verified: a backup fails again until a person acts on {', '.join(blocked)}." if blocked else "")
     report.waiting = waiting
     return report, verify
 

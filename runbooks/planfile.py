@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from remediations.errors import BadInput
 from remediations.target import Target
@@ -39,6 +39,18 @@ class SavedOptions(_Strict):
     backup: bool
     mode: Literal["service-tag", "ip-ranges"]
     retention_days: int = Field(ge=1, le=9999)
+    proxy: str | None = Field(default=None, max_length=300)  # fix --proxy: the working guest proxy set-guest-proxy sets
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, v: str | None) -> str | None:
+        """Checked again as --proxy is: http://<IPv4 or host name>:<port>."""
+        from remediations.actions.proxy import check_proxy
+
+        try:
+            return None if v is None else check_proxy(v)
+        except BadInput as e:
+            raise ValueError(str(e)) from None
 
 
 class SavedTarget(_Strict):

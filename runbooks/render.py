@@ -93,10 +93,13 @@ def report_text(r: VmReport, style: Style, *, show_plan: bool = True) -> list[st
     err = None if r.shown else _error_line(r)
     if err:
         lines.append(err)
+        if r.investigation is not None and r.investigation.entry.guide:  # the guide's section for the code
+            lines.append(f"Guide   {r.investigation.entry.guide}")
     if _shows_causes(r) and r.investigation is not None:
+        width = max([13] + [len(f.cause) + 1 for f in r.investigation.findings])  # a long id keeps a space
         for i, f in enumerate(r.investigation.findings):
             head = "Causes  " if i == 0 else "        "
-            lines.append(f"{head}{_MARK[f.verdict]} {f.cause:<13}{f.evidence}")
+            lines.append(f"{head}{_MARK[f.verdict]} {f.cause:<{width}}{f.evidence}")
     if show_plan and r.plans and not r.shown:
         lines.append("")
         lines += plan_text(r.plans, style, r.consent)
@@ -196,6 +199,7 @@ def report_json(r: VmReport) -> dict[str, Any]:
     if inv is not None:
         job = inv.job
         out["error"] = {"code": inv.error_code, "runbook": inv.entry.id, "message": inv.entry.message,
+                        "guide": inv.entry.guide or None,
                         "matched_by": inv.matched_by,
                         "job": None if job is None else {"id": job.id, "status": job.status,
                                                          "start": job.start.isoformat() if job.start else None,

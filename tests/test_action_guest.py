@@ -103,7 +103,7 @@ def test_enable_provider(armsim: Any, azure: Azure) -> None:
 
 def test_upgrade_old_linux_agent(armsim: Any, azure: Azure) -> None:
     vm = sim_vm(armsim, "vm-linux-agent-old")
-    assert armsim.sim.backup.verdict(vm) == "UserErrorGuestAgentStatusUnavailable"
+    assert armsim.sim.backup.verdict(vm) == "UserErrorGuestAgentVersionUnsupported"
     [c] = UpgradeLinuxAgent().preview(azure, params(UpgradeLinuxAgent, "vm-linux-agent-old")).changes
     assert c.kind == "change"
     assert c.summary == "upgrade WALinuxAgent from the dnf repository, enable auto-update and automatic restart"

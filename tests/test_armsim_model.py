@@ -23,7 +23,7 @@ DEMO_ERRORS: dict[str, str | None] = {
     "vm-nsg-blocked": "ExtensionSnapshotFailedNoNetwork",
     "vm-subnet-blocked": "ExtensionSnapshotFailedNoNetwork",
     "vm-win-agent-hung": "GuestAgentSnapshotTaskStatusError",
-    "vm-linux-agent-old": "UserErrorGuestAgentStatusUnavailable",
+    "vm-linux-agent-old": "UserErrorGuestAgentVersionUnsupported",  # portal self-help: agent below the minimum
     "vm-sql-vss": "ExtensionOperationFailedForManagedDisks",
     "vm-rdp-shutdown": None,  # its guest was shut down from inside: PowerState/stopped, backed up crash-consistently
     "vm-ext-failed": "ExtensionOperationFailedForManagedDisks",
@@ -33,6 +33,21 @@ DEMO_ERRORS: dict[str, str | None] = {
     "vm-proxy-locked": "ExtensionSnapshotFailedNoNetwork",  # a proxy VM (10.0.3.4:3128) whose NSG denies Storage
     "vm-proxy-dead": "ExtensionSnapshotFailedNoNetwork",  # its waagent.conf proxy 10.0.2.99:3128 does not answer
     "vm-proxy-egress": "ExtensionSnapshotFailedNoNetwork",  # its WinHTTP proxy is vm-proxy-locked
+    "vm-vss-writer": "ExtensionFailedVssWriterInBadState",  # System Writer failed, SqlServerWriter timed out
+    "vm-vss-service": "ExtensionFailedVssServiceInBadState",  # VSS hangs in StopPending
+    # issue #14's codes, one family to a subnet (armsim/scenarios.py CODE_FLEETS)
+    "vm-rp-locked": "UserErrorRpCollectionLimitReached",  # 18 restore points, a delete lock on AzureBackupRG_eastus_1
+    "vm-locked": "UserErrorResourceIsInLockedState",  # a ReadOnly lock on the VM
+    "vm-rp-full": "UserErrorRpCollectionLimitReached",  # 18 restore points, no lock left
+    "vm-backup-running": "UserErrorBackupOperationInProgress",  # a job of its own still runs
+    "vm-backup-stuck": "UserErrorBackupOperationInProgress",  # a job has run for over 30 hours
+    "vm-backup-old-vault": "UserErrorBackupOperationInProgress",  # a job runs in its old vault
+    "vm-ext-deleting": "ExtensionStuckInDeletionState",
+    "vm-provisioning-failed": "UserErrorVmProvisioningStateFailed",
+    "vm-tls-legacy": "ExtensionSnapshotFailedNoSecureNetwork",  # TLS 1.0/1.1 off, .NET strong crypto off
+    "vm-snapshot-timeout": "ExtensionFailedTimeoutVMNetworkUnresponsive",
+    "vm-com-msdtc": "ExtensionSnapshotFailedCOM",
+    "vm-fsfreeze": "UserErrorFsFreezeFailed",
 }
 # The failed job each broken VM already has: vm-rdp-shutdown's failed while its guest was going down; the locked
 # proxy VM has none (its last backup, a day ago, succeeded: the demo fixes it through vm-proxy-egress's plan).
@@ -141,7 +156,7 @@ def test_restart_does_not_upgrade_an_old_linux_agent_but_the_upgrade_script_does
                                                                                   azure: Azure) -> None:
     azure.compute.virtual_machines.begin_restart(RG, "vm-linux-agent-old").result()
     assert azure.compute.virtual_machines.instance_view(RG, "vm-linux-agent-old").vm_agent.vm_agent_version == "2.2.10"
-    assert backup(azure, "vm-linux-agent-old") == "UserErrorGuestAgentStatusUnavailable"
+    assert backup(azure, "vm-linux-agent-old") == "UserErrorGuestAgentVersionUnsupported"
     armsim.sim.settings.extra["agent_restart_seconds"] = 0  # the detached install and restart land at once
     out = run_script(azure, "vm-linux-agent-old", "linux-agent-upgrade")
     assert (out["before"], out["scheduled"], out["package_manager"]) == ("2.2.10", True, "dnf")

@@ -96,6 +96,8 @@ def test_alerts_in_dry_run_mode_plan_every_demo_vm_and_change_nothing(armsim: Se
         elif vm == "vm-proxy-dead":  # its fix needs the working proxy, a value only a person gives (proxy=…)
             assert entry["status"] == "manual" and entry["changes"] == [], run.text
             assert "give the working proxy" in run.text and "Not verified: set-guest-proxy needs a value" in run.text
+        elif vm == "vm-backup-running":  # its own backup job runs: the fix follows it, and it is the proof
+            assert entry["status"] == "planned" and [c.split(":")[0] for c in entry["changes"]] == ["wait-backup-job"]
         else:
             assert entry["status"] == "planned" and entry["changes"], run.text
             assert any(c.startswith("trigger-backup") for c in entry["changes"])

@@ -22,6 +22,11 @@ from armsim import Server
 from runbooks.automation import sweep
 from runbooks.cmd_demo import DEMO_PROXY
 
+# A VM whose own backup job still runs is left to that job, with the reason (vm-backup-running, issue #14: its
+# fix is to wait for the job): the sweep fixes every other broken VM.
+RUNNING = "vm-backup-running"
+FIXABLE = sorted(vm for vm in BROKEN if vm != RUNNING)
+
 SWEEP = "sweep_backup_failures.py"
 ARGS = (f"vaults={VAULT_ID}", f"automation_account={ACCOUNT_ID}", "poll_seconds=0.05", "mode=apply",
         "allow_disruptive=true", f"proxy={DEMO_PROXY}")  # the working guest proxy, forwarded to every child
@@ -68,19 +73,21 @@ def test_the_sweep_fixes_every_broken_vm_once_and_a_second_sweep_changes_nothing
     first = run_entry(armsim, SWEEP, *ARGS, "concurrency=3", timeout=600)
     assert [r.text for r in worker if r.code != 0] == []
     assert first.code == 0 and first.stderr == "", first.text
-    assert sorted(v["vm"] for v in first.summary["vms"]) == sorted(BROKEN)
+    assert sorted(v["vm"] for v in first.summary["vms"]) == FIXABLE
     assert all(v["status"] == "Completed" for v in first.summary["vms"])
-    assert first.summary["skipped"] == [] and first.summary["concurrency"] == 3
+    (running,) = first.summary["skipped"]
+    assert running["vm"] == RUNNING and " is InProgress" in running["reason"] and first.summary["concurrency"] == 3
     assert 1 <= armsim.sim.automation.max_running <= 3
-    assert sorted(r.summary["vms"][0]["vm"] for r in worker) == sorted(BROKEN)
+    assert sorted(r.summary["vms"][0]["vm"] for r in worker) == FIXABLE
     assert all(r.code == 0 and r.summary["vms"][0]["status"] == "fixed" for r in worker), [r.text for r in worker]
-    assert all(len(proved(armsim, vm, since)) == 1 for vm in BROKEN)  # one verification backup each
+    assert all(len(proved(armsim, vm, since)) == 1 for vm in FIXABLE)  # one verification backup each
 
     armsim.sim.clear_requests()
     again = run_entry(armsim, SWEEP, *ARGS, timeout=600)
     assert again.code == 0 and again.summary["vms"] == [], again.text
     assert sorted(s["vm"] for s in again.summary["skipped"]) == sorted(BROKEN)
-    assert all(s["reason"].startswith("verified since the failure") for s in again.summary["skipped"])
+    assert all(s["reason"].startswith("verified since the failure") for s in again.summary["skipped"]
+               if s["vm"] != RUNNING)
     assert [e for e in armsim.sim.requests() if e["mutating"]] == []
 
 
@@ -113,7 +120,7 @@ def test_a_vm_a_fix_is_working_on_is_skipped_with_the_reason(armsim: Server, req
     reasons = {s["vm"]: s["reason"] for s in run.summary["skipped"]}
     assert reasons[busy] == "fix_backup_failure job 0b0b0b0b-0000-8000-8000-000000000001 is Running for it"
     assert reasons[held].startswith("backup job ") and "is InProgress" in reasons[held]
-    assert sorted(v["vm"] for v in run.summary["vms"]) == sorted(set(BROKEN) - {busy, held})
+    assert sorted(v["vm"] for v in run.summary["vms"]) == sorted(set(FIXABLE) - {busy, held})
 
 
 def test_plan_is_pure_and_skips_verified_or_busy_vms() -> None:
@@ -144,11 +151,12 @@ def test_plan_is_pure_and_skips_verified_or_busy_vms() -> None:
 def test_a_dry_run_sweep_does_not_start_the_same_vms_again_every_hour(armsim: Server) -> None:
     args = (f"vaults={VAULT_ID}", f"automation_account={ACCOUNT_ID}", "poll_seconds=0.01", "concurrency=8")
     first = run_entry(armsim, SWEEP, *args)  # children nobody runs: armsim completes them on reads
-    assert first.code == 0 and sorted(v["vm"] for v in first.summary["vms"]) == sorted(BROKEN), first.text
+    assert first.code == 0 and sorted(v["vm"] for v in first.summary["vms"]) == FIXABLE, first.text
     armsim.sim.clear_requests()
     again = run_entry(armsim, SWEEP, *args)
     assert again.code == 0 and again.summary["vms"] == [], again.text
-    assert all(s["reason"].startswith("tried since the failure: fix_backup_failure job ") for s in again.summary["skipped"])
+    assert all(s["reason"].startswith("tried since the failure: fix_backup_failure job ") for s in again.summary["skipped"]
+               if s["vm"] != RUNNING)
     assert [e for e in armsim.sim.requests() if e["mutating"]] == []
 
 

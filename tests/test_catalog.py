@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from remediations.actions import ACTION_NAMES
-from runbooks.catalog import GROUPS as _GROUP, CATALOG, CAUSES, UNKNOWN, lookup, match_error
+from runbooks.catalog import CATALOG, CAUSES, UNKNOWN, lookup, match_error
+from runbooks.catalog import GROUPS as _GROUP
 
 BY_ID = {e.id: e for e in CATALOG}
 

@@ -21,6 +21,12 @@ CAUSES = {
     "vm-linux-agent-old": ["C3"], "vm-sql-vss": ["C4.sql"], "vm-rdp-shutdown": ["C4.shutdown"],
     "vm-ext-failed": ["C5.extension"], "vm-win-provider-disabled": ["C5.provider"],
     "vm-udr-blocked": ["C1.route"], "vm-proxy-dead": ["C1.proxy"], "vm-proxy-egress": ["C1.proxy"],
+    # issue #14's codes
+    "vm-rp-locked": ["C6.lock"], "vm-locked": ["C8.lock"], "vm-rp-full": ["C6.collection"],
+    "vm-backup-running": ["C7.job"], "vm-backup-stuck": ["C7.job"], "vm-backup-old-vault": ["C7.vault"],
+    "vm-ext-deleting": ["C5.stuck", "C5.extension"], "vm-provisioning-failed": ["C5.stuck", "C5.extension"],
+    "vm-vss-writer": ["C9.writers"], "vm-vss-service": ["C9.service"], "vm-tls-legacy": ["C10.tls"],
+    "vm-snapshot-timeout": ["C10.host"], "vm-com-msdtc": ["C11.com"], "vm-fsfreeze": ["C12.freeze"],
 }
 
 
@@ -93,6 +99,22 @@ def test_saved_plan_applies_cleanly(armsim: Server, tmp_path: Path) -> None:
     r = cli(armsim, "apply", str(plan), "--yes", tmp=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert backup_status(armsim, "vm-sql-vss") == "Completed"
+
+
+def test_a_saved_plan_carries_the_proxy_it_was_made_with(armsim: Server, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    r = cli(armsim, "fix", "vm-proxy-dead", "-g", "rg-demo", "--proxy", DEMO_PROXY, "--plan-out", str(plan))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(plan.read_text())["options"]["proxy"] == DEMO_PROXY
+    assert "set-guest-proxy" in plan.read_text() and mutating(armsim) == []
+    r = cli(armsim, "apply", str(plan), "--yes", tmp=tmp_path)  # set-guest-proxy plans the same proxy again: no drift
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Refusing" not in r.stdout and backup_status(armsim, "vm-proxy-dead") == "Completed"
+    doc = json.loads(plan.read_text())
+    doc["options"]["proxy"] = "http://10.0.2.4:3128;reboot"  # a hand-edited plan is checked as --proxy is
+    plan.write_text(json.dumps(doc))
+    bad = cli(armsim, "apply", str(plan), "--yes", tmp=tmp_path)
+    assert bad.returncode == 2 and "proxy" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 def test_saved_plan_is_refused_after_the_state_changed_behind_it(armsim: Server, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from support.runs import ROOT, cli, runbooks
 
 from armsim import Server
 from remediations.errors import RemediationError
-from runbooks.catalog import CATALOG, lookup
+from runbooks.catalog import CATALOG, CAUSES, lookup
 from runbooks.formats import format_doc, table, tsv
 from runbooks.output import action_rows
 
@@ -106,8 +106,10 @@ def test_list_and_explain_as_table_and_tsv(armsim: Server) -> None:
     assert [r["Id"] for r in rows] == [e.id for e in CATALOG]
     assert rows[1]["Causes"] == ",".join(CATALOG[1].causes)
     lines = ok(cli(armsim, "list", "-o", "tsv")).splitlines()
-    assert [ln.split("\t") for ln in lines] == [[e.id, ",".join(e.codes), ",".join(e.causes), e.message]
-                                               for e in CATALOG]  # no header
+    fixes = [",".join(dict.fromkeys(a for c in e.causes for a in CAUSES[c].fixes)) for e in CATALOG]
+    manual = [",".join(c for c in e.causes if not CAUSES[c].fixes and CAUSES[c].manual) for e in CATALOG]
+    assert [ln.split("\t") for ln in lines] == [[e.id, ",".join(e.codes), ",".join(e.causes), f, m, e.message]
+                                               for e, f, m in zip(CATALOG, fixes, manual, strict=True)]  # no header
     entry = lookup("E2")
     assert entry is not None
     rows = parse_table(ok(cli(armsim, "explain", "E2", "-o", "table")))

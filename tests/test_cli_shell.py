@@ -130,7 +130,7 @@ CODES = [e.id for e in CATALOG] + [c for e in CATALOG for c in e.codes]
     ("azure-backup-runbooks diagnose vm-a --detailed", ["--detailed-exitcode"]),
     ("azure-backup-runbooks list -o t", ["text", "table", "tsv"]),              # an option's choices
     ("azure-backup-runbooks action ", list(action_names())),                   # every action name
-    ("azure-backup-runbooks action restart-", ["restart-guest-agent"]),
+    ("azure-backup-runbooks action restart-", ["restart-guest-agent", "restart-vss-service", "restart-vss-writers"]),
     ("azure-backup-runbooks explain ", CODES),                                  # E1..E5 and every code
     ("azure-backup-runbooks explain ExtensionSnapshotFailedNoN", ["ExtensionSnapshotFailedNoNetwork"]),
     ("azure-backup-runbooks fix vm-a --error UserErrorGuestAgentStatusU", ["UserErrorGuestAgentStatusUnavailable"]),

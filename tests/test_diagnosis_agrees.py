@@ -74,7 +74,7 @@ def test_every_demo_vm_is_judged_alike_by_its_diagnosis_and_its_fixes(armsim: Se
     assert len(names) == len(DEMO_VMS), names
     found: dict[str, list[str]] = {}
     for name in names:
-        inv = investigate(azure, target(name), Options(error="E5"))  # E5 checks every cause
+        inv = investigate(azure, target(name), Options(error="all"))  # every cause of every runbook
         verdicts = {f.cause: f.verdict for f in inv.findings}
         assert set(verdicts) == set(CAUSES), name
         plans = previews(azure, target(name), inv.previews)
@@ -97,6 +97,12 @@ def test_every_demo_vm_is_judged_alike_by_its_diagnosis_and_its_fixes(armsim: Se
         "vm-subnet-blocked": ["C1"], "vm-win-agent-hung": ["C2"], "vm-win-provider-disabled": ["C5.provider"],
         "vm-udr-blocked": ["C1.route"], "vm-proxy-dead": ["C1.proxy"], "vm-proxy-egress": ["C1.proxy"],
         "vm-proxy": [], "vm-proxy-locked": ["C1"],
+        # issue #14's codes: each VM's own cause, and nothing else, even with every cause checked
+        "vm-rp-locked": ["C6.lock"], "vm-locked": ["C8.lock"], "vm-rp-full": ["C6.collection"],
+        "vm-backup-running": ["C7.job"], "vm-backup-stuck": ["C7.job"], "vm-backup-old-vault": ["C7.vault"],
+        "vm-ext-deleting": ["C5.extension", "C5.stuck"], "vm-provisioning-failed": ["C5.extension", "C5.stuck"],
+        "vm-vss-writer": ["C9.writers"], "vm-vss-service": ["C9.service"], "vm-tls-legacy": ["C10.tls"],
+        "vm-snapshot-timeout": ["C10.host"], "vm-com-msdtc": ["C11.com"], "vm-fsfreeze": ["C12.freeze"],
     }
     assert mutating(armsim) == []
 

@@ -31,8 +31,21 @@ EXPECTED = {  # id -> (os, command_id, mutating), per the contract's table
     "windows-provider-enable": ("Windows", "RunPowerShellScript", True),
     "linux-proxy-get": ("Linux", "RunShellScript", False),
     "linux-proxy-set": ("Linux", "RunShellScript", True),
+    "linux-vmbackup-conf-get": ("Linux", "RunShellScript", False),
+    "linux-vmbackup-conf-set": ("Linux", "RunShellScript", True),
     "windows-proxy-get": ("Windows", "RunPowerShellScript", False),
     "windows-proxy-set": ("Windows", "RunPowerShellScript", True),
+    "windows-vss-writers-get": ("Windows", "RunPowerShellScript", False),
+    "windows-vss-writers-restart": ("Windows", "RunPowerShellScript", True),
+    "windows-vss-restart": ("Windows", "RunPowerShellScript", True),
+    "windows-vss-writers-nothreads": ("Windows", "RunPowerShellScript", True),
+    "windows-crypto-get": ("Windows", "RunPowerShellScript", False),
+    "windows-crypto-set": ("Windows", "RunPowerShellScript", True),
+    "windows-bcdr-keys-get": ("Windows", "RunPowerShellScript", False),
+    "windows-bcdr-keys-set": ("Windows", "RunPowerShellScript", True),
+    "windows-com-get": ("Windows", "RunPowerShellScript", False),
+    "windows-com-start": ("Windows", "RunPowerShellScript", True),
+    "windows-msdtc-repair": ("Windows", "RunPowerShellScript", True),
 }
 LINUX_IDS = [i for i, (os_, _, _) in EXPECTED.items() if os_ == "Linux"]
 

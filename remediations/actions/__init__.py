@@ -20,8 +20,20 @@ _WHERE: dict[str, tuple[str, str]] = {
     "upgrade-linux-agent": ("guest", "UpgradeLinuxAgent"),
     "enable-iaasvmprovider": ("guest", "EnableIaasVmProvider"),
     "set-guest-proxy": ("proxy", "SetGuestProxy"),
+    "skip-freeze-mounts": ("fsfreeze", "SkipFreezeMounts"),
+    "restart-vss-writers": ("vss", "RestartVssWriters"),
+    "restart-vss-service": ("vss", "RestartVssService"),
+    "set-snapshot-without-threads": ("vss", "SetSnapshotWithoutThreads"),
+    "set-strong-crypto": ("winguest", "SetStrongCrypto"),
+    "set-snapshot-from-host": ("winguest", "SetSnapshotFromHost"),
+    "repair-com-msdtc": ("winguest", "RepairComMsdtc"),
     "power-off": ("power", "PowerOff"),
     "trigger-backup": ("backup", "TriggerBackup"),
+    "remove-vm-lock": ("locks", "RemoveVmLock"),
+    "remove-restore-point-lock": ("locks", "RemoveRestorePointLock"),
+    "delete-restore-point-collection": ("locks", "DeleteRestorePointCollection"),
+    "wait-backup-job": ("jobs", "WaitBackupJob"),
+    "cancel-backup-job": ("jobs", "CancelBackupJob"),
 }
 ACTION_NAMES: tuple[str, ...] = tuple(_WHERE)  # the built-in actions
 _ADDED: dict[str, type[Action[Any, Any]]] = {}  # registered at run time (a plug-in, a test's toy action)

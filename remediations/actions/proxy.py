@@ -179,6 +179,10 @@ def probe_proxy(azure: Azure, vm: VmView, target: Target) -> ProxyProbe | None:
         guest = parse_proxy(run_script(azure, target, GET_SCRIPT[os_key]))
     except ScriptFailed as e:
         return ProxyProbe(None, error=str(e))
+    except Exception as e:  # a ReadOnly lock refuses Run Command (409 ScopeLocked, lock-resources.md)
+        if not type(e).__module__.startswith("azure.") or arm_error(e).code != "ScopeLocked":
+            raise
+        return ProxyProbe(None, error=arm_error(e).message)
     host = ipv4(guest.address[0]) if guest.address else None
     if not guest.reachable or host is None:
         return ProxyProbe(guest)

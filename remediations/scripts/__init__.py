@@ -23,8 +23,21 @@ _MUTATING: dict[str, bool] = {
     "windows-provider-enable": True,
     "linux-proxy-get": False,
     "linux-proxy-set": True,
+    "linux-vmbackup-conf-get": False,
+    "linux-vmbackup-conf-set": True,
     "windows-proxy-get": False,
     "windows-proxy-set": True,
+    "windows-vss-writers-get": False,
+    "windows-vss-writers-restart": True,
+    "windows-vss-restart": True,
+    "windows-vss-writers-nothreads": True,
+    "windows-crypto-get": False,
+    "windows-crypto-set": True,
+    "windows-bcdr-keys-get": False,
+    "windows-bcdr-keys-set": True,
+    "windows-com-get": False,
+    "windows-com-start": True,
+    "windows-msdtc-repair": True,
 }
 
 
