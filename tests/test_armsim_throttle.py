@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -102,16 +103,20 @@ def test_many_workers_keep_to_the_budget_no_burst_of_429s(armsim: Server) -> Non
             errors.append(e)
 
     workers = [threading.Thread(target=reader) for _ in range(8)]
+    started = time.monotonic()
     for w in workers:
         w.start()
     for w in workers:
         w.join(60)
+    elapsed = time.monotonic() - started
     assert errors == []
     log = armsim.sim.requests()
     assert Counter(e["status"] for e in log) [200] == 320
     assert len(throttled(armsim)) <= 1, Counter(e["status"] for e in log)
     stats = BUDGETS.stats()[f"reads@{DEMO_SUBSCRIPTION}"]
-    assert stats["waited"] > 0  # the pacing is the client's own, not ARM's refusals
+    # the pacing is the client's own, not ARM's refusals: it waited, unless the reads were slow enough (a loaded
+    # machine) for ARM's refill to keep up with them, (320 - 250) / 25 = 2.8 s
+    assert stats["waited"] > 0 or elapsed >= (320 - 250) / 25, (stats, elapsed)
 
 
 def test_an_endpoint_that_announces_no_budget_is_not_paced(armsim: Server) -> None:

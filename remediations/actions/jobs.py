@@ -148,13 +148,10 @@ def _follow(azure: Azure, params: JobParams, vault: str, group: str, job_id: str
                       seconds=seconds, status=lambda j: j.status)
 
 
-class WaitBackupJob(Action[JobParams, JobFacts]):
-    """Follow the VM's running backup job to its end (bounded); the engine's verification backup then retries."""
+class _JobAction(Action[JobParams, JobFacts]):
+    """An action on the VM's running backup job: both read it the same way (read_running)."""
 
-    name = "wait-backup-job"
-    summary = "wait (bounded) for the VM's running backup job to end, so that a backup can start"
     Params = JobParams
-    disruptive: ClassVar[bool] = False
     permissions: ClassVar[tuple[str, ...]] = (
         "Microsoft.Compute/virtualMachines/read", "Microsoft.RecoveryServices/locations/backupStatus/action",
         "Microsoft.RecoveryServices/Vaults/backupJobs/read", "Microsoft.RecoveryServices/Vaults/read")
@@ -162,6 +159,14 @@ class WaitBackupJob(Action[JobParams, JobFacts]):
     def read(self, azure: Azure, params: JobParams) -> JobFacts:
         """The VM's running backup job, in its vault or an old one (see read_running)."""
         return read_running(azure, params)
+
+
+class WaitBackupJob(_JobAction):
+    """Follow the VM's running backup job to its end (bounded); the engine's verification backup then retries."""
+
+    name = "wait-backup-job"
+    summary = "wait (bounded) for the VM's running backup job to end, so that a backup can start"
+    disruptive: ClassVar[bool] = False
 
     def plan(self, facts: JobFacts, params: JobParams) -> Plan:
         """A `run` step following the VM's own job when it runs under the stuck threshold; otherwise why not."""
@@ -193,21 +198,14 @@ class WaitBackupJob(Action[JobParams, JobFacts]):
                         {"job_id": job.id, "job_status": job.status})
 
 
-class CancelBackupJob(Action[JobParams, JobFacts]):
+class CancelBackupJob(_JobAction):
     """Cancel the VM's backup job that is stuck (running `stuck_hours` or more) or runs in an old vault."""
 
     name = "cancel-backup-job"
     summary = "cancel the VM's stuck backup job, or its job still running in an old vault (disruptive)"
-    Params = JobParams
     disruptive: ClassVar[bool] = True
     permissions: ClassVar[tuple[str, ...]] = (
-        "Microsoft.Compute/virtualMachines/read", "Microsoft.RecoveryServices/locations/backupStatus/action",
-        "Microsoft.RecoveryServices/Vaults/backupJobs/read", "Microsoft.RecoveryServices/Vaults/read",
-        "Microsoft.RecoveryServices/Vaults/backupJobs/cancel/action")
-
-    def read(self, azure: Azure, params: JobParams) -> JobFacts:
-        """The VM's running backup job, in its vault or an old one (see read_running)."""
-        return read_running(azure, params)
+        *_JobAction.permissions, "Microsoft.RecoveryServices/Vaults/backupJobs/cancel/action")
 
     def plan(self, facts: JobFacts, params: JobParams) -> Plan:
         """A disruptive `remove` cancelling the job when it is stuck, runs in an old vault, or `force`; else why not."""

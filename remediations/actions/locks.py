@@ -215,7 +215,15 @@ def _rp_state(facts: RpFacts, vm: str) -> str | None:
 _RP_READ = (*_READ, "Microsoft.Compute/restorePointCollections/read")
 
 
-class RemoveRestorePointLock(Action[ActionParams, RpFacts]):
+class _RestorePointAction(Action[ActionParams, RpFacts]):
+    """An action on the VM's restore point collection: both read it the same way (read_restore_points)."""
+
+    def read(self, azure: Azure, params: ActionParams) -> RpFacts:
+        """The VM's collection, its restore points, and the subscription's locks."""
+        return read_restore_points(azure, params)
+
+
+class RemoveRestorePointLock(_RestorePointAction):
     """Remove the locks that block the cleanup of the VM's full restore point collection, then run the cleanup backup."""
 
     name = "remove-restore-point-lock"
@@ -223,10 +231,6 @@ class RemoveRestorePointLock(Action[ActionParams, RpFacts]):
     disruptive: ClassVar[bool] = True  # someone set the lock on purpose: removing it is their decision too
     permissions: ClassVar[tuple[str, ...]] = tuple(dict.fromkeys(
         (*_RP_READ, "Microsoft.Authorization/locks/delete", *TriggerBackup.permissions)))
-
-    def read(self, azure: Azure, params: ActionParams) -> RpFacts:
-        """The VM's collection, its restore points, and the subscription's locks."""
-        return read_restore_points(azure, params)
 
     def plan(self, facts: RpFacts, params: ActionParams) -> Plan:
         """At the cap with removable locks blocking: remove each, then one cleanup backup; else why not."""
@@ -285,7 +289,7 @@ class RemoveRestorePointLock(Action[ActionParams, RpFacts]):
         return Executed(f"cleanup backup job {job or '(none)'} {how}", {"cleanup_job": job})
 
 
-class DeleteRestorePointCollection(Action[ActionParams, RpFacts]):
+class DeleteRestorePointCollection(_RestorePointAction):
     """Delete the VM's restore point collection when it is full and no lock blocks its cleanup (the fallback)."""
 
     name = "delete-restore-point-collection"
@@ -293,10 +297,6 @@ class DeleteRestorePointCollection(Action[ActionParams, RpFacts]):
     disruptive: ClassVar[bool] = True  # the collection's instant restore points go with it
     permissions: ClassVar[tuple[str, ...]] = (*_RP_READ, "Microsoft.Compute/restorePointCollections/delete",
                                               "Microsoft.Compute/locations/operations/read")
-
-    def read(self, azure: Azure, params: ActionParams) -> RpFacts:
-        """The VM's collection, its restore points, and the subscription's locks."""
-        return read_restore_points(azure, params)
 
     def plan(self, facts: RpFacts, params: ActionParams) -> Plan:
         """Delete the collection when at the cap with nothing blocking its cleanup; else why not."""
