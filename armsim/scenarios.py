@@ -217,6 +217,12 @@ SCENARIOS: dict[str, Callable[[Simulator], None]] = {"demo": demo, "empty": empt
 
 def load(sim: Simulator, name: str) -> None:
     """Populate a fresh simulator with a named scenario."""
+    from .fleet import fleet, fleet_size
+
+    n = fleet_size(name)
+    if n is not None:
+        fleet(sim, n)
+        return
     if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}, fleet:N")
     SCENARIOS[name](sim)
