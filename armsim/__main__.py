@@ -13,7 +13,7 @@ from .server import serve
 from .sim import Settings, Simulator
 
 
-def _scenario(name: str) -> str:
+def scenario(name: str) -> str:
     """A known scenario name, or fleet:N (argparse reports anything else as a usage error)."""
     from .fleet import fleet_size
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run armsim until SIGTERM/SIGINT."""
     p = argparse.ArgumentParser(prog="python -m armsim", description=__doc__)
     p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one)")
-    p.add_argument("--scenario", default="demo", type=_scenario,
+    p.add_argument("--scenario", default="demo", type=scenario,
                    help=f"{', '.join(sorted(SCENARIOS))}, or fleet:N (N VMs across subscriptions, groups and vaults)")
     p.add_argument("--lro-polls", type=int, default=1, help="status polls before an operation ends")
     p.add_argument("--backup-job-polls", type=int, default=2, help="job reads before a backup job ends")
