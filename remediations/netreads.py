@@ -40,6 +40,13 @@ def service_tags(azure: Azure, region: str) -> TagResolver:
     return resolver
 
 
+def _as_dict(result: Any) -> dict[str, Any]:
+    """A long-running POST's result as JSON: the SDK model's as_dict(), or the dict the poller sometimes hands back
+    (seen once in CI for effective NSGs; reads.run_script guards the Run Command result the same way)."""
+    d = result.as_dict() if hasattr(result, "as_dict") else result
+    return dict(d or {})
+
+
 def _scope(association: dict[str, Any]) -> Scope:
     return "subnet" if "subnet" in association and "networkInterface" not in association else "nic"
 
@@ -52,7 +59,7 @@ def nsgs_effective(azure: Azure, nic_id: str) -> tuple[NsgView, ...]:
         return azure.network.network_interfaces.begin_list_effective_network_security_groups(
             nic.resource_group, nic.name).result()
 
-    value = (azure.call(fetch).as_dict() or {}).get("value") or []
+    value = _as_dict(azure.call(fetch)).get("value") or []
     return tuple(NsgView.from_arm(v, _scope(v.get("association") or {})) for v in value)
 
 
@@ -63,7 +70,7 @@ def effective_routes(azure: Azure, nic_id: str) -> tuple[EffectiveRoute, ...]:
     def fetch() -> Any:
         return azure.network.network_interfaces.begin_get_effective_route_table(nic.resource_group, nic.name).result()
 
-    value = (azure.call(fetch).as_dict() or {}).get("value") or []
+    value = _as_dict(azure.call(fetch)).get("value") or []
     return tuple(EffectiveRoute.from_arm(v) for v in value)
 
 
