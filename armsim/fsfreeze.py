@@ -211,20 +211,11 @@ def run_freeze_script(g: Any, sid: str, params: Mapping[str, str]) -> tuple[int,
 def seed_demo(sim: Simulator, vault: Vault, subnet: Subnet, when: Any) -> None:
     """vm-fsfreeze: an Ubuntu VM whose /data (xfs, a busy NFS re-export) cannot be frozen; its last backup failed
     with UserErrorFsFreezeFailed and the failure is in the extension log. Fixed by MountsToSkip = /data."""
-    from datetime import timedelta
 
-    from .compute import VM
-    from .network import NIC
-    from .scenarios import REGION, RG, _snapshot_ext, _ubuntu
+    from .scenarios import _ubuntu, failed_at, protected_vm
 
     guest = _ubuntu()
     guest.freeze = FreezeState(mounts=[("/", "ext4"), ("/boot/efi", "vfat"), ("/mnt", "ext4"), ("/data", "xfs")],
                                unfreezable={"/data"})
-    nic = sim.network.add(NIC("vm-fsfreeze-nic", RG, subnet.subscription, REGION, "10.0.9.4", subnet.id, None))
-    vm = sim.compute.add(VM("vm-fsfreeze", RG, subnet.subscription, REGION, guest, [nic.id]))
-    nic.vm_id = vm.id
-    vm.extensions["vmsnapshotlinux"] = _snapshot_ext(True)
-    item = sim.backup.protect(vault, vm)
-    sim.backup.start_job(vault, item, error=None, user=False, when=when - timedelta(days=1), finished=True)
-    assert sim.backup.verdict(vm) == CODE, f"demo seed drifted: vm-fsfreeze would fail with {sim.backup.verdict(vm)}"
-    sim.backup.start_job(vault, item, error=CODE, user=False, when=when, finished=True)
+    _, item = protected_vm(sim, vault, "vm-fsfreeze", guest, subnet, f"{subnet.prefix.rsplit('.', 1)[0]}.4", when=when)
+    failed_at(sim, vault, item, CODE, when)

@@ -126,22 +126,16 @@ def seed_demo(sim: Simulator, vault: Vault, subnet: Subnet, when: datetime) -> N
     """E7 (a job still running: one to wait for, one stuck for 30 hours, one in an old vault), E9 and E10 VMs."""
     from .backup import REFUSED
     from .backup import Vault as VaultCls
-    from .network import NIC
-    from .scenarios import REGION, _snapshot_ext, _ubuntu
+    from .scenarios import _ubuntu, failed_at, protected_vm
 
-    net, comp, bk = sim.network, sim.compute, sim.backup
+    bk = sim.backup
     old = bk.add_vault(VaultCls("rsv-demo-old", vault.group, vault.subscription, vault.location))
     base = subnet.prefix.rsplit(".", 1)[0]
     names = ("vm-backup-running", "vm-backup-stuck", "vm-backup-old-vault", "vm-ext-deleting", "vm-provisioning-failed")
     for i, name in enumerate(names):
-        nic = net.add(NIC(f"{name}-nic", vault.group, vault.subscription, REGION, f"{base}.{10 + i}", subnet.id))
-        vm = comp.add(VM(name, vault.group, vault.subscription, REGION, _ubuntu(), [nic.id]))
-        nic.vm_id = vm.id
         state = {"vm-ext-deleting": "Deleting", "vm-provisioning-failed": "Failed"}.get(name, "Succeeded")
-        vm.extensions["vmsnapshotlinux"] = _snapshot_ext(True, state)
+        vm, item = protected_vm(sim, vault, name, _ubuntu(), subnet, f"{base}.{10 + i}", extension=state, when=when)
         vm.failed_by_extension = name == "vm-provisioning-failed"
-        item = bk.protect(vault, vm)
-        bk.start_job(vault, item, error=None, user=False, when=when - timedelta(days=1), finished=True)
         at = when + timedelta(minutes=i)
         if name == "vm-backup-running":  # the scheduled backup's retry ran into a job begun 40 minutes earlier
             running_job(bk, vault, item, at - timedelta(minutes=40), 6 * 3600.0, polls=sim.settings.backup_job_polls)
@@ -153,5 +147,4 @@ def seed_demo(sim: Simulator, vault: Vault, subnet: Subnet, when: datetime) -> N
             running_job(bk, old, old_item, at - timedelta(hours=2), 7 * 86400.0)
         code = REFUSED if name.startswith("vm-backup-") else (
             "ExtensionStuckInDeletionState" if name == "vm-ext-deleting" else "UserErrorVmProvisioningStateFailed")
-        assert bk.verdict(vm) == code, f"demo seed drifted: {name} would fail with {bk.verdict(vm)}"
-        bk.start_job(vault, item, error=code, user=False, when=at, finished=True)
+        failed_at(sim, vault, item, code, at)

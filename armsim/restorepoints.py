@@ -157,20 +157,13 @@ def seed_demo(sim: Simulator, vault: Any, subnet: Any, when: datetime) -> None:
     """vm-rp-locked (18 restore points; a CanNotDelete lock on AzureBackupRG_eastus_1 blocks their cleanup) and
     vm-locked (a ReadOnly lock on the VM) and vm-rp-full (18 restore points, no lock left, not cleaned up): each protected with a good backup a day old, then one failed job at
     `when` (+i minutes)."""
-    from .compute import VM
     from .locks import Lock
-    from .network import NIC
-    from .scenarios import DEMO_SUBSCRIPTION, REGION, RG, _snapshot_ext, _ubuntu
+    from .scenarios import DEMO_SUBSCRIPTION, REGION, _ubuntu, failed_at, protected_vm
 
     sub, prefix = DEMO_SUBSCRIPTION, subnet.prefix.rsplit(".", 1)[0]
     specs = [("vm-rp-locked", LIMIT_CODE), ("vm-locked", LOCKED_CODE), ("vm-rp-full", LIMIT_CODE)]
     for i, (name, code) in enumerate(specs):
-        nic = sim.network.add(NIC(f"{name}-nic", RG, sub, REGION, f"{prefix}.{10 + i}", subnet.id, None))
-        vm = sim.compute.add(VM(name, RG, sub, REGION, _ubuntu(), [nic.id]))
-        nic.vm_id = vm.id
-        vm.extensions["vmsnapshotlinux"] = _snapshot_ext(True)
-        item = sim.backup.protect(vault, vm)
-        sim.backup.start_job(vault, item, error=None, user=False, when=when - timedelta(days=1), finished=True)
+        vm, item = protected_vm(sim, vault, name, _ubuntu(), subnet, f"{prefix}.{10 + i}", when=when)
         group = RP_GROUP.format(region=REGION)
         if name == "vm-rp-locked":  # several backups a day while the group was locked: the cap is reached
             sim.restore_points.add(RestorePointCollection(f"AzureBackup_{name}_1", group, sub, REGION, vm.id,
@@ -186,8 +179,7 @@ def seed_demo(sim: Simulator, vault: Any, subnet: Any, when: datetime) -> None:
             group = RP_GROUP.format(region=REGION).replace("_1", "_2")  # another of the service's groups
             sim.restore_points.add(RestorePointCollection(f"AzureBackup_{name}_1", group, sub, REGION, vm.id,
                                                           seed_points(RP_CAP, when - timedelta(hours=2))))
-        assert sim.backup.verdict(vm) == code, f"demo seed drifted: {name} would fail with {sim.backup.verdict(vm)}"
-        sim.backup.start_job(vault, item, error=code, user=False, when=when + timedelta(minutes=i), finished=True)
+        failed_at(sim, vault, item, code, when + timedelta(minutes=i))
 
 
 # --- handlers --------------------------------------------------------------------------------

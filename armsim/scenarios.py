@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .arm import new_etag
 from .automation import Account, Runbook, RuntimeEnvironment
-from .backup import Vault
+from .backup import Item, Vault
 from .compute import BACKUP_PUBLISHER, VM, Extension
 from .firewall import AzureFirewall
 from .fsfreeze import seed_demo as fsfreeze_seed_demo
@@ -25,7 +25,7 @@ from .winfix import seed_demo as winfix_seed_demo
 if TYPE_CHECKING:
     from .sim import Simulator
 
-__all__ = ["DEMO_SUBSCRIPTION", "SCENARIOS", "load"]
+__all__ = ["DEMO_SUBSCRIPTION", "SCENARIOS", "failed_at", "load", "protected_vm"]
 
 DEMO_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RG = "rg-demo"
@@ -79,6 +79,27 @@ def _snapshot_ext(linux: bool, state: str = "Succeeded") -> Extension:
     name = "VMSnapshotLinux" if linux else "VMSnapshot"
     return Extension(name, BACKUP_PUBLISHER, name, "1.0.9" if linux else "1.0.75", state,
                      "Extension operation failed: handler not responding" if state == "Failed" else "")
+
+
+def protected_vm(sim: Simulator, vault: Vault, name: str, guest: Guest, subnet: Subnet, ip: str, *,
+                 nsg: NSG | None = None, extension: str = "Succeeded", when: datetime) -> tuple[VM, Item]:
+    """A demo VM in rg-demo: its NIC on `subnet` at `ip` (with `nsg`), its backup extension in state `extension`,
+    protected in `vault` with a good backup a day before `when`."""
+    nic = sim.network.add(NIC(f"{name}-nic", RG, subnet.subscription, REGION, ip, subnet.id, nsg.id if nsg else None))
+    vm = sim.compute.add(VM(name, RG, subnet.subscription, REGION, guest, [nic.id]))
+    nic.vm_id = vm.id
+    linux = guest.os_type == "Linux"
+    vm.extensions["vmsnapshotlinux" if linux else "vmsnapshot"] = _snapshot_ext(linux, extension)
+    item = sim.backup.protect(vault, vm)
+    sim.backup.start_job(vault, item, error=None, user=False, when=when - timedelta(days=1), finished=True)
+    return vm, item
+
+
+def failed_at(sim: Simulator, vault: Vault, item: Item, code: str, when: datetime) -> None:
+    """The VM's failed backup job with `code` at `when`, after checking the causal model gives that code now."""
+    now = sim.backup.verdict(item.vm)
+    assert now == code, f"demo seed drifted: {item.vm.name} would fail with {now}"
+    sim.backup.start_job(vault, item, error=code, user=False, when=when, finished=True)
 
 
 def _automation_seed(account: Account) -> None:

@@ -226,9 +226,7 @@ def run_vss_script(g: Guest, sid: str, params: Mapping[str, str]) -> Outcome:
 def seed_demo(sim: Simulator, vault: Vault, subnet: Subnet, when: datetime) -> None:
     """vm-vss-writer (System Writer failed, SqlServerWriter timed out) and vm-vss-service (VSS hangs in
     StopPending): each protected with a good backup a day old, then one failed job at `when` (+i minutes)."""
-    from .compute import VM
-    from .network import NIC
-    from .scenarios import DEMO_SUBSCRIPTION, REGION, RG, _snapshot_ext, _windows
+    from .scenarios import _windows, failed_at, protected_vm
 
     writer = _windows("Windows Server 2022 Datacenter", sql_server=True)
     writer.registry[(r"hklm\software\microsoft\bcdragent", "usevsscopybackup")] = ("REG_SZ", "TRUE")
@@ -241,12 +239,5 @@ def seed_demo(sim: Simulator, vault: Vault, subnet: Subnet, when: datetime) -> N
              ("vm-vss-service", service, "ExtensionFailedVssServiceInBadState")]
     prefix = subnet.prefix.rsplit(".", 1)[0]
     for i, (name, guest, code) in enumerate(specs):
-        nic = sim.network.add(NIC(f"{name}-nic", RG, DEMO_SUBSCRIPTION, REGION, f"{prefix}.{10 + i}", subnet.id,
-                                  None))
-        vm = sim.compute.add(VM(name, RG, DEMO_SUBSCRIPTION, REGION, guest, [nic.id]))
-        nic.vm_id = vm.id
-        vm.extensions["vmsnapshot"] = _snapshot_ext(False)
-        item = sim.backup.protect(vault, vm)
-        sim.backup.start_job(vault, item, error=None, user=False, when=when - timedelta(days=1), finished=True)
-        assert sim.backup.verdict(vm) == code, f"demo seed drifted: {name} would fail with {sim.backup.verdict(vm)}"
-        sim.backup.start_job(vault, item, error=code, user=False, when=when + timedelta(minutes=i), finished=True)
+        _, item = protected_vm(sim, vault, name, guest, subnet, f"{prefix}.{10 + i}", when=when)
+        failed_at(sim, vault, item, code, when + timedelta(minutes=i))

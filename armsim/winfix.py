@@ -265,10 +265,8 @@ def run_winfix_script(g: Guest, sid: str) -> Outcome:
 def seed_demo(sim: Simulator, vault: Vault, subnet: Subnet, when: datetime) -> None:
     """vm-tls-legacy, vm-snapshot-timeout and vm-com-msdtc: protected, a good backup a day old, then one failed
     job with their code at `when` (+i minutes)."""
-    from .compute import VM
     from .guest import Service
-    from .network import NIC
-    from .scenarios import DEMO_SUBSCRIPTION, REGION, RG, _snapshot_ext, _windows
+    from .scenarios import _windows, failed_at, protected_vm
 
     def com_services(g: Guest) -> None:  # COMSysApp and MSDTC as a default install has them
         g.services["comsysapp"] = Service("COMSysApp", "Manual", True)
@@ -290,11 +288,5 @@ def seed_demo(sim: Simulator, vault: Vault, subnet: Subnet, when: datetime) -> N
              ("vm-com-msdtc", com, "ExtensionSnapshotFailedCOM")]
     prefix = subnet.prefix.rsplit(".", 1)[0]
     for i, (name, guest, code) in enumerate(specs):
-        nic = sim.network.add(NIC(f"{name}-nic", RG, DEMO_SUBSCRIPTION, REGION, f"{prefix}.{4 + i}", subnet.id, None))
-        vm = sim.compute.add(VM(name, RG, DEMO_SUBSCRIPTION, REGION, guest, [nic.id]))
-        nic.vm_id = vm.id
-        vm.extensions["vmsnapshot"] = _snapshot_ext(False)
-        item = sim.backup.protect(vault, vm)
-        sim.backup.start_job(vault, item, error=None, user=False, when=when - timedelta(days=1), finished=True)
-        assert sim.backup.verdict(vm) == code, f"demo seed drifted: {name} would fail with {sim.backup.verdict(vm)}"
-        sim.backup.start_job(vault, item, error=code, user=False, when=when + timedelta(minutes=i), finished=True)
+        _, item = protected_vm(sim, vault, name, guest, subnet, f"{prefix}.{4 + i}", when=when)
+        failed_at(sim, vault, item, code, when + timedelta(minutes=i))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .azure import Azure
-from .backupjobs import JobView
+from .backupjobs import JobView, latest_failure
 from .backupreads import BackupItem, backup_item, protection_state, recent_jobs
 from .errors import arm_error
 from .netaddr import TagResolver, UnknownTag
@@ -56,7 +56,7 @@ class Facts:
     @property
     def last_failed(self) -> JobView | None:
         """The VM's most recent failed backup job, a trigger refused while another backup ran excepted."""
-        return next((j for j in self.jobs if j.status == "Failed" and not j.refused), None)
+        return latest_failure(self.jobs)
 
     @property
     def latest(self) -> JobView | None:
@@ -96,7 +96,7 @@ def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int,
         health = read_health(azure, vm.id)
     item = backup_item(azure, vm)
     history = recent_jobs(azure, item, vm.name) if item and jobs else ()
-    failed = next((j for j in history if j.status == "Failed" and not j.refused), None)
+    failed = latest_failure(history)
     if item is not None and failed is not None and failed.error_code in NOT_ACTIVE_CODES:  # C13.datasource's evidence
         item = replace(item, state=protection_state(azure, item))
     return Facts(target, vm, nsgs, tags, health, item, history)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from ..action import ActionParams, Executed, Progress
 from ..azure import Azure
+from ..backupjobs import latest_failure
 from ..backupreads import backup_item, recent_jobs
 from ..model import Change, Plan
 from .guest import _WindowsGuestAction
@@ -96,7 +97,7 @@ class SetSnapshotFromHost(_WindowsGuestAction):
             return facts
         item = backup_item(azure, facts.vm)
         jobs = recent_jobs(azure, item, facts.vm.name or params.target.name) if item else ()
-        failed = next((j for j in jobs if j.status == "Failed" and not j.refused), None)
+        failed = latest_failure(jobs)
         return GuestFacts(facts.vm, {**facts.result, "failed_code": failed.error_code if failed else None})
 
     def decide(self, name: str, vm_id: str, r: dict[str, Any], params: ActionParams) -> Plan:

@@ -5,13 +5,13 @@ only when the failed job's code says the snapshot's network calls timed out."""
 
 from __future__ import annotations
 
+from remediations.actions.winguest import TIMEOUT_CODE
 from remediations.facts import Facts
 
 from ..finding import Check, Finding, guest_probe
 
 __all__ = ["CHECKS"]
 
-TIMEOUT_CODE = "ExtensionFailedTimeoutVMNetworkUnresponsive"  # as remediations/actions/winguest.py
 _host_keys = guest_probe("C10.host", "set-snapshot-from-host",
                          "the host snapshot keys (BcdrAgentPersistentKeys SnapshotMethod, CalculateSnapshotTimeFromHost)")
 
