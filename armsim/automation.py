@@ -283,10 +283,11 @@ class AutomationModel:
                 return job
         raise KeyError(name_or_id)
 
-    def claim(self, runbook: str | None = None) -> list[AutomationJob]:
-        """Take every unclaimed New job (of one runbook, when given): it is Running and follows `report` only."""
+    def claim(self, runbook: str | None = None, limit: int | None = None) -> list[AutomationJob]:
+        """Take the unclaimed jobs not ended (of one runbook, when given; the oldest `limit`, when given): they are
+        Running and follow `report` only (a read may have moved one to Running meanwhile: a worker still owns it). Several workers can claim one at a time, as Automation's sandboxes take jobs."""
         with self.sim.lock:
-            taken = [j for j in self.jobs(runbook) if j.status == "New" and not j.claimed]
+            taken = [j for j in self.jobs(runbook) if j.status not in ENDED and not j.claimed][:limit]
             for job in taken:
                 job.claimed, job.status, job.started = True, "Running", _now()
             self.max_running = max(self.max_running, self.running())

@@ -1,6 +1,6 @@
 """Control routes under /_armsim/automation/: a test harness plays the Automation worker over HTTPS.
 
-POST /_armsim/automation/claim                          {"runbook": name?}  -> 200 [job, ...]
+POST /_armsim/automation/claim                          {"runbook": name?, "limit": n?}  -> 200 [job, ...]
 POST /_armsim/automation/jobs/{nameOrId}/report         {"status", "output", "errors", "warnings", "exception"}
 POST /_armsim/automation/schedules/{name}/fire          {"account": name?}  -> 200 {"jobs": [job, ...]}
 """
@@ -37,7 +37,10 @@ def control(sim: Simulator, request: Request, what: str) -> Response:
     try:
         with sim.lock:
             if parts == ["claim"]:
-                return Response(200, [_json(j) for j in sim.automation.claim(body.get("runbook"))])
+                limit = body.get("limit")
+                if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+                    return _err(400, "InvalidClaim", "limit must be a positive integer")
+                return Response(200, [_json(j) for j in sim.automation.claim(body.get("runbook"), limit)])
             if len(parts) == 3 and parts[0] == "jobs" and parts[2] == "report":
                 job = sim.automation.report(
                     parts[1], str(body.get("status", "Completed")), output=body.get("output"),

@@ -5,6 +5,8 @@ Deterministic (VM i's cause is a function of i), so counts can be asserted: `FLE
 fleet gets which cause. The NSG cause comes from three NSGs per subscription that the subnets share (one of them
 denies outbound 443 to Internet), as an outage from one NSG change would; the other causes are per VM. The mix
 is assumed (no public statistics of backup failure causes exist); the causes and codes are the demo's.
+`fleet-failing:N` is the same fleet without the healthy share: every VM has a cause and a failed job (the
+benchmark's 500 failing VMs, benchmarks/fleet.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .network import NIC, NSG, Subnet
 if TYPE_CHECKING:
     from .sim import Simulator
 
-__all__ = ["FLEET_MIX", "FLEET_SUBSCRIPTIONS", "fleet", "fleet_size"]
+__all__ = ["FLEET_MIX", "FLEET_SUBSCRIPTIONS", "fleet", "fleet_size", "slots"]
 
 FLEET_SUBSCRIPTIONS = ("00000000-0000-0000-0000-000000000000", "11111111-2222-3333-4444-555555555555")
 REGION = "eastus"
@@ -29,23 +31,34 @@ MAX_VMS = 5000
 # cause -> share of every 20 VMs (VM i gets the cause of slot i % 20)
 FLEET_MIX: dict[str, int] = {"nsg": 8, "extension": 3, "agent-old": 2, "agent-hung": 2, "healthy": 5}
 _SLOTS = [cause for cause, n in FLEET_MIX.items() for _ in range(n)]
+_FAILING_SLOTS = [cause for cause in _SLOTS if cause != "healthy"]
 _ERROR = {"nsg": "ExtensionSnapshotFailedNoNetwork", "extension": "ExtensionOperationFailedForManagedDisks",
           "agent-old": "UserErrorGuestAgentVersionUnsupported", "agent-hung": "GuestAgentSnapshotTaskStatusError",
           "healthy": None}
 
 
 def fleet_size(name: str) -> int | None:
-    """N for a scenario name `fleet:N` (1..5000); None for any other name; ValueError for a bad N."""
-    m = re.fullmatch(r"fleet:(\S*)", name)
+    """N for a scenario name `fleet:N` or `fleet-failing:N` (1..5000); None for any other name; ValueError for a
+    bad N."""
+    m = re.fullmatch(r"(fleet|fleet-failing):(\S*)", name)
     if m is None:
         return None
-    if not m.group(1).isdigit() or not 1 <= int(m.group(1)) <= MAX_VMS:
-        raise ValueError(f"scenario {name!r}: want fleet:N with N from 1 to {MAX_VMS}")
-    return int(m.group(1))
+    if not m.group(2).isdigit() or not 1 <= int(m.group(2)) <= MAX_VMS:
+        raise ValueError(f"scenario {name!r}: want {m.group(1)}:N with N from 1 to {MAX_VMS}")
+    return int(m.group(2))
 
 
-def fleet(sim: Simulator, n: int) -> None:
-    """Populate `sim` with the N-VM fleet."""
+def slots(failing: bool) -> list[str]:
+    """The cause of each VM by i % len(slots): FLEET_MIX in order, without the healthy share when `failing`."""
+    return list(_FAILING_SLOTS if failing else _SLOTS)
+
+
+def fleet(sim: Simulator, n: int, *, failing: bool | None = None) -> None:
+    """Populate `sim` with the N-VM fleet; `failing` (default: the scenario is fleet-failing:N) leaves out the
+    healthy VMs."""
+    if failing is None:
+        failing = sim.scenario_name.startswith("fleet-failing:")
+    mix = slots(failing)
     from .scenarios import _deny_internet_443, _snapshot_ext, _ubuntu, _windows  # the demo's builders
 
     net, comp, bk = sim.network, sim.compute, sim.backup
@@ -62,7 +75,7 @@ def fleet(sim: Simulator, n: int) -> None:
         sub = FLEET_SUBSCRIPTIONS[i % len(FLEET_SUBSCRIPTIONS)]
         s = i % len(FLEET_SUBSCRIPTIONS)
         group = f"rg-fleet-{(i // len(FLEET_SUBSCRIPTIONS)) % GROUPS_PER_SUBSCRIPTION}"
-        cause = _SLOTS[i % len(_SLOTS)]
+        cause = mix[i % len(mix)]
         block = i // 250  # 250 hosts to a subnet
         g = int(group.rsplit("-", 1)[1])
         nsgs = shared[sub]

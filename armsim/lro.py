@@ -9,7 +9,9 @@ from typing import Any
 
 from .arm import ArmError
 
-__all__ = ["Operation", "Operations"]
+__all__ = ["TIME_ONLY", "Operation", "Operations"]
+
+TIME_ONLY = 1 << 30  # status polls needed: so many that only time ends the operation
 
 
 @dataclass

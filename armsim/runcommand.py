@@ -90,7 +90,7 @@ def _hang(sim: Simulator, r: Request, vm: VM, text: str) -> Response:
         vm.run_command_busy = False
 
     op = sim.start_operation(r, polls=_NEVER, seconds=_setting(sim, "run_command_timeout", RUN_COMMAND_TIMEOUT),
-                             apply=timed_out, release=release)
+                             apply=timed_out, release=release, own_time=True)  # its timeout, not --op-seconds
     return sim.accepted(r, op, "Microsoft.Compute")
 
 

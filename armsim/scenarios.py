@@ -18,6 +18,7 @@ from .network import NIC, NSG, Subnet
 from .proxy import ProxySettings
 from .restorepoints import seed_demo as locks_seed_demo
 from .routes import RouteTable, route_body
+from .storm import storm
 from .vss import seed_demo as vss_seed_demo
 from .winfix import NETWORK_SERVICE
 from .winfix import seed_demo as winfix_seed_demo
@@ -106,7 +107,8 @@ def _automation_seed(account: Account) -> None:
     """The deployment's runtime environments and runbooks (azure-automation/deploy.json; names from issue #8)."""
     account.add_environment(RuntimeEnvironment("python-3-10", "Python", "3.10"))
     account.add_environment(RuntimeEnvironment("powershell-7-2", "PowerShell", "7.2"))
-    for name in ("fix_backup_failure", "fan_out", "preview_change_window", "sweep_backup_failures"):
+    for name in ("fix_backup_failure", "fan_out", "preview_change_window", "sweep_backup_failures",
+                 "report_alerts"):
         account.add_runbook(Runbook(name, "Python", "python-3-10"))
     account.add_runbook(Runbook("relay_backup_alert", "PowerShell", "powershell-7-2"))
 
@@ -233,7 +235,7 @@ def empty(sim: Simulator) -> None:
     """No resources at all."""
 
 
-SCENARIOS: dict[str, Callable[[Simulator], None]] = {"demo": demo, "empty": empty}
+SCENARIOS: dict[str, Callable[[Simulator], None]] = {"demo": demo, "empty": empty, "storm": storm}
 
 
 def load(sim: Simulator, name: str) -> None:

@@ -6,12 +6,17 @@
 Each child is a job of `runbook` (default fix_backup_failure) started with azure-mgmt-automation
 (jobs create) with the VM's resource ID and the forwarded settings (mode, allow_disruptive, client_id,
 …) as its parameters. At most `concurrency` children are unfinished at any time: the next starts only
-when one ends. Exit 1 when a child did not complete (or could not start), else 0.
+when one ends. Error budget (SSM's MaxErrors): once more than `max_errors` children failed (default 10;
+a count, or a percentage of the VMs such as 10%; 100% never stops), no new child starts and the rest
+are NotStarted. Run again (restarted), it starts no second child for a VM: it follows the jobs of
+`runbook` an earlier run started (unfinished, or created in the last `hours` with the same parameters).
+Exit 1 when a child did not complete (or could not start), else 0.
 """
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta, timezone
 
 from runbooks import automation as aa
 from runbooks.automation import BadInput
@@ -45,18 +50,20 @@ def _run(argv: list[str], out: aa.Output) -> int:
         targets = aa.failed_vms(aa.connect(s, vsub, read_only=True), vault, vgroup, hours=s.hours)
         source = f"failed backup jobs of {vault} during the last {s.hours:g} h"
     out.say(f"{SCRIPT}: {len(targets)} VM(s) from {source}; child runbook {s.runbook}, mode {s.mode}, "
-            f"at most {s.concurrency} at once")
+            f"at most {s.concurrency} at once, max_errors {s.max_errors}")
     if not targets:
         return out.finish("ok", 0, source=source)
     sub = aa.resource_parts(s.automation_account)[0]
-    children = aa.fan_out(aa.connect(s, sub, read_only=False), s.automation_account, s, targets, out.say)
-    vms = [{"vm": c.target.name, "id": c.target.id, "job": c.job, "status": c.status, "error": c.error}
-           for c in children]
+    since = datetime.now(timezone.utc) - timedelta(hours=s.hours)  # a rerun adopts the children started since
+    children = aa.fan_out(aa.connect(s, sub, read_only=False), s.automation_account, s, targets, out.say,
+                          resume_since=since)
+    vms = [{"vm": c.target.name, "id": c.target.id, "job": c.job, "status": c.status, "error": c.error,
+            "adopted": c.adopted} for c in children]
     ok = all(c.status == "Completed" for c in children)
     for c in children:
         out.say(f"{c.target.name}: {c.status}" + (f" ({c.error})" if c.error and c.status != "Completed" else ""))
     return out.finish("ok" if ok else "failed", 0 if ok else 1, vms, source=source, runbook=s.runbook,
-                      concurrency=s.concurrency)
+                      concurrency=s.concurrency, max_errors=s.max_errors)
 
 
 if __name__ == "__main__":

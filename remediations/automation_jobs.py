@@ -11,7 +11,7 @@ from typing import Any
 from .armid import parse_resource_id
 from .azure import Azure
 
-__all__ = ["ACCOUNT_TYPE", "get_job", "job_status", "list_jobs", "start_runbook_job"]
+__all__ = ["ACCOUNT_TYPE", "get_job", "job_output", "job_status", "list_jobs", "start_runbook_job"]
 
 ACCOUNT_TYPE = "Microsoft.Automation/automationAccounts"
 
@@ -49,3 +49,9 @@ def list_jobs(azure: Azure, account_id: str) -> list[dict[str, Any]]:
     """Every job of the account as REST JSON, all pages (Job_ListByAutomationAccount: no parameters)."""
     group, account = _account(account_id)
     return azure.call(lambda: [j.as_dict() for j in azure.automation.job.list_by_automation_account(group, account)])
+
+
+def job_output(azure: Azure, account_id: str, name: str) -> str:
+    """Job `name`'s output stream as text (Job_GetOutput, text/plain)."""
+    group, account = _account(account_id)
+    return str(azure.call(azure.automation.job.get_output, group, account, name))

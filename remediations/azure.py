@@ -12,7 +12,7 @@
   record on the `remediations.http` logger (INFO; DEBUG adds the heads), secrets redacted.
 - Read-only mode: a pipeline policy refuses PUT/PATCH/DELETE and any POST not on an allow-list
   before the request leaves the process (the dry-run guarantee).
-SDK modules are imported lazily, inside the properties that need them.
+SDK modules are imported lazily, inside the properties that need them (or ahead, in a thread: `warm`).
 
 Over 300 lines on purpose: clients, the retry owner, the read-only policy and the per-thread record of each
 write configure one pipeline together; apart, each would reach into the others.
@@ -20,6 +20,7 @@ write configure one pipeline together; apart, each would reach into the others.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import random
@@ -53,6 +54,7 @@ _READ_ONLY_POSTS = (
     re.compile(r"/providers/Microsoft\.RecoveryServices/locations/[^/]+/backupStatus$", re.I),
     re.compile(r"/providers/Microsoft\.Network/networkInterfaces/[^/]+/effectiveNetworkSecurityGroups$", re.I),
     re.compile(r"/providers/Microsoft\.Network/networkInterfaces/[^/]+/effectiveRouteTable$", re.I),
+    re.compile(r"^/providers/Microsoft\.ResourceGraph/resources$", re.I),  # a Resource Graph query (tenant level)
 )
 _RUN_COMMAND = re.compile(r"/providers/Microsoft\.Compute/virtualMachines/[^/]+/runCommand$", re.I)
 
@@ -174,6 +176,7 @@ class Azure:
         self._credential = credential
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._building: dict[str, threading.Lock] = {}  # one lock per client: one being built blocks no other
         self.calls = threading.local()
         from .polling import PollGuard
 
@@ -229,9 +232,23 @@ class Azure:
 
     def _client(self, name: str, factory: Callable[[], Any]) -> Any:
         with self._lock:
+            lock = self._building.setdefault(name, threading.Lock())
+        with lock:
             if name not in self._clients:
                 self._clients[name] = factory()
             return self._clients[name]
+
+    def warm(self, *names: str) -> None:
+        """Build these clients (their SDK modules import) in a background thread, while this one waits on ARM.
+
+        Importing an SDK is most of a short run's cost (issue #13: azure-mgmt-network alone takes longer than a
+        request); a read that needs a client still being built waits for it. A failure here is left to that read.
+        """
+        def build() -> None:
+            for name in names:
+                with contextlib.suppress(Exception):  # the read that uses the client raises it again, and handles it
+                    getattr(self, name)
+        threading.Thread(target=build, name=f"azure-warm-{'-'.join(names)}", daemon=True).start()
 
     @property
     def compute(self) -> Any:
@@ -286,6 +303,15 @@ class Azure:
 
             return ManagementLockClient(self.credential(), self.subscription, **self._kwargs())
         return self._client("locks", make)
+
+    @property
+    def graph(self) -> Any:
+        """azure-mgmt-resourcegraph ResourceGraphClient (tenant level: this Azure's subscription is not used)."""
+        def make() -> Any:
+            from azure.mgmt.resourcegraph import ResourceGraphClient
+
+            return ResourceGraphClient(self.credential(), **self._kwargs())
+        return self._client("graph", make)
 
     # --- retries -----------------------------------------------------------------------------
     def call(self, fn: Callable[..., T], *args: Any, also: Callable[[BaseException], bool] | None = None,

@@ -29,9 +29,10 @@ class BackupItem:
 
 def backup_item(azure: Azure, vm: VmView) -> BackupItem | None:
     """Where the VM is protected (the backup-status lookup), or None when it is not."""
+    client = azure.backup  # first: its SDK may still be loading in another thread (Azure.warm); then its models
     from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
 
-    status = azure.call(azure.backup.backup_status.get, vm.location,
+    status = azure.call(client.backup_status.get, vm.location,
                         BackupStatusRequest(resource_type="VM", resource_id=vm.id)).as_dict()
     vault_id = status.get("vaultId")
     if str(status.get("protectionStatus", "")).lower() != "protected" or not vault_id:

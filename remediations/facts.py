@@ -15,6 +15,8 @@ each NSG are read instead. The reads themselves are shared: `netreads`, `backupr
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -81,25 +83,45 @@ def _needs_tags(nsgs: tuple[NsgView, ...], ports: tuple[int, ...]) -> bool:
 
 
 def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int, ...] = BACKUP_PORTS) -> Facts:
-    """Read the VM, its NSGs, (conditionally) tags and health, and its backup item and jobs."""
+    """Read the VM, then at once its NSGs (and, conditionally, tags), its backup item and jobs, and (stopped) health.
+
+    The critical path: only the VM read is needed before the others start, so they run concurrently (three threads
+    at most, each request within the process's ARM budget: budget.py) and the SDK modules they use load while the
+    VM read is in flight (Azure.warm). The reads made are the same as one after the other.
+    """
+    azure.compute  # noqa: B018 - its SDK loads first: the VM read is the first request
+    azure.warm("backup", "network")
     vm = read_vm(azure, target)
-    nsgs: tuple[NsgView, ...] | None = None
-    if vm.nic_ids:
-        seen: dict[str, NsgView] = {}
-        for nic in vm.nic_ids:  # every NIC: backup traffic may leave through any of them
-            for view in (nsgs_effective(azure, nic) if vm.running else nsgs_by_get(azure, nic)):
-                seen.setdefault(view.id.lower(), view)
-        nsgs = tuple(seen.values())
-    tags = service_tags(azure, vm.location) if nsgs and _needs_tags(nsgs, ports) else None
-    health = None
-    if vm.power_state == "stopped":  # from inside the guest or through the platform: Resource Health says which
-        health = read_health(azure, vm.id)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gather") as pool:
+        network = pool.submit(contextvars.copy_context().run, _network, azure, vm, ports)
+        stopped = pool.submit(contextvars.copy_context().run, read_health, azure, vm.id) \
+            if vm.power_state == "stopped" else None  # from inside the guest or through the platform: it says which
+        item, history = _backup(azure, vm, jobs=jobs)
+        nsgs, tags = network.result()
+        health = stopped.result() if stopped is not None else None
+    return Facts(target, vm, nsgs, tags, health, item, history)
+
+
+def _network(azure: Azure, vm: VmView, ports: tuple[int, ...]) -> tuple[tuple[NsgView, ...] | None, TagResolver | None]:
+    """The NSGs on the VM's way out (every NIC: backup traffic may leave through any), and the tags if they matter."""
+    if not vm.nic_ids:
+        return None, None
+    seen: dict[str, NsgView] = {}
+    for nic in vm.nic_ids:
+        for view in (nsgs_effective(azure, nic) if vm.running else nsgs_by_get(azure, nic)):
+            seen.setdefault(view.id.lower(), view)
+    nsgs = tuple(seen.values())
+    return nsgs, service_tags(azure, vm.location) if nsgs and _needs_tags(nsgs, ports) else None
+
+
+def _backup(azure: Azure, vm: VmView, *, jobs: bool) -> tuple[BackupItem | None, tuple[JobView, ...]]:
+    """Where the VM is protected, its recent jobs, and (only when the latest failure says so) its protectionState."""
     item = backup_item(azure, vm)
     history = recent_jobs(azure, item, vm.name) if item and jobs else ()
     failed = latest_failure(history)
     if item is not None and failed is not None and failed.error_code in NOT_ACTIVE_CODES:  # C13.datasource's evidence
         item = replace(item, state=protection_state(azure, item))
-    return Facts(target, vm, nsgs, tags, health, item, history)
+    return item, history
 
 
 def read_routes(azure: Azure, facts: Facts, *, no_network: str | None = None) -> RouteFacts:

@@ -53,6 +53,8 @@ class Plan(BaseModel):
                                                          "(its manual step says which): a backup now cannot prove a fix")
     unread: bool = Field(default=False, description="the facts could not be read (a lock refuses the Run Command "
                                                     "that reads the guest): nothing is known, so nothing is planned")
+    proven_by: str | None = Field(default=None, description="a backup job that began after the fix and succeeded "
+                                                            "(trigger-backup): the VM is proven, nothing to run")
 
     @property
     def empty(self) -> bool:

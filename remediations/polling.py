@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from .errors import Interrupted, OperationTimedOut, arm_error
 
-__all__ = ["STOP", "PollGuard", "check_stop", "poll_until", "settle"]
+__all__ = ["STOP", "PollGuard", "check_stop", "follow", "poll_until", "settle"]
 
 T = TypeVar("T")
 STOP = threading.Event()
@@ -168,3 +168,34 @@ def settle(azure: Any) -> str | None:
     resp = poll_until(read, done, name=name, interval=interval, seconds=cfg.operation_seconds,
                       cap=cfg.retry.retry_after_cap, status=lambda r: f"HTTP {r.status_code}")
     return f"HTTP {resp.status_code}"
+
+
+def follow(azure: Any, begin: Callable[..., Any], name: str) -> Any:
+    """Start a long-running operation once and return its result; a transient fault on a poll (a 429, a 5xx, a lost
+    answer) resumes the same operation from its continuation token after the pause the fault asks for, bounded by
+    the operation deadline. The start is never sent again once accepted: a second Run Command POST while the first
+    runs is refused 409 "Run command extension execution is in progress", and a mutating script would run twice.
+
+    `begin(**kw)` is an SDK `begin_*` call with its arguments bound; `azure.call` retries the start alone (only a
+    refused start: ARM did not process a 429, azure-core LROPoller.continuation_token / from_continuation_token).
+    """
+    from .azure import is_transient
+
+    poller = azure.call(begin)
+    token = poller.continuation_token()
+    cfg = azure.config
+    interval = cfg.polling_interval if cfg.polling_interval is not None else (0.05 if cfg.loopback else 5.0)
+    current: list[Any] = [poller]
+
+    def read() -> Any:
+        if not current:
+            current.append(begin(continuation_token=token))  # no request: the poller resumes from the token
+        try:
+            return current[0].result()
+        except Exception as e:
+            if is_transient(e):
+                current.clear()
+            raise
+
+    return poll_until(read, lambda _: True, name=name, interval=interval, seconds=cfg.operation_seconds,
+                      cap=cfg.retry.retry_after_cap, status=lambda _: "Succeeded")

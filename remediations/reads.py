@@ -7,10 +7,12 @@ version's attribute names (e.g. 39.x `ext.properties.type` vs older `type_proper
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .azure import Azure, is_transient
 from .errors import RemediationError, arm_error
+from .polling import follow
 from .scripts import output_text, parse_result, script
 from .target import Target
 
@@ -165,10 +167,8 @@ def run_script(azure: Azure, target: Target, script_id: str,
     if parameters:
         body["parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
 
-    def invoke() -> Any:
-        return azure.compute.virtual_machines.begin_run_command(target.resource_group, target.name, body).result()
-
-    result = azure.call(invoke)
+    begin = partial(azure.compute.virtual_machines.begin_run_command, target.resource_group, target.name, body)
+    result = follow(azure, begin, f"Run Command {script_id} on {target.name}")  # one POST; a poll fault resumes it
     statuses = (result.as_dict() if hasattr(result, "as_dict") else dict(result or {})).get("value") or []
     stdout, stderr = output_text(statuses)
     try:

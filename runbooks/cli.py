@@ -83,6 +83,16 @@ def _proxy_url(value: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _max_errors(value: str) -> str:
+    """--max-errors: a count or a percentage (a usage error otherwise, before any request)."""
+    from .schedule import check_max_errors
+
+    try:
+        return check_max_errors(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _action_names(**_: object) -> list[str]:
     """Tab completion of `action NAME`: the action names (the registry only, no SDK module is imported)."""
     from remediations.actions import action_names
@@ -151,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--error", help="the error to fix (default: the VM's latest failed backup job)"
                    ).completer = _error_codes  # type: ignore[attr-defined]
     p.add_argument("--from-vault", metavar="VAULT", help="every VM with a failed backup job in this vault (-g)")
-    p.add_argument("--since", default="24h", help="with --from-vault: how far back (e.g. 24h, 3d)")
+    p.add_argument("--all-subscriptions", action="store_true",
+                   help="every VM with a failed backup job in every subscription you can read (Azure Resource Graph)")
+    p.add_argument("--since", default="24h", help="with --from-vault or --all-subscriptions: how far back (24h, 3d)")
+    p.add_argument("--page-size", type=int, default=1000, help=argparse.SUPPRESS)  # Resource Graph rows a page
     p.add_argument("--plan-out", metavar="FILE", help="save the plan (implies --dry-run); apply it later")
     p.add_argument("--no-backup", action="store_true", help="do not verify with an on-demand backup")
     p.add_argument("--mode", default="service-tag", choices=["service-tag", "ip-ranges"],
@@ -160,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proxy", metavar="URL", type=_proxy_url,
                    help="the working guest proxy set-guest-proxy sets, http://<IPv4 or host name>:<port>")
     p.add_argument("--concurrency", type=int, default=4, help="VMs fixed at the same time")
+    p.add_argument("--max-errors", metavar="N|N%", type=_max_errors,
+                   help="stop starting VMs once more than N (or N%% of them) failed; default: no limit")
     _detailed(p)
     _connection(p)
     _common(p)

@@ -27,6 +27,8 @@ MAX_SINCE_HOURS = 180 * 24  # assumed bound: a backup job list further back is n
 # --detailed-exitcode: causes found (diagnose) or changes pending (fix --dry-run) instead of 0. Terraform's 2 is
 # our bad input, and 1, 3 and 130 are taken; 4 is the next free code, below 64..78 (sysexits) and 126+ (shells).
 DETAILED = 4
+MAX_PAGE = 1000  # Resource Graph's maximum $top (remediations/discovery.py)
+_ANY_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"  # names no subscription: the graph client ignores it
 
 
 def _detailed(args: argparse.Namespace, reports: list[VmReport], pending: bool) -> int:
@@ -96,6 +98,10 @@ def cmd_fix(args: argparse.Namespace) -> int:
         raise BadInput("--retention-days must be 1..9999")
     if args.from_vault and args.vms:
         raise BadInput("give VMs or --from-vault, not both")
+    if args.all_subscriptions and (args.vms or args.from_vault):
+        raise BadInput("--all-subscriptions finds the VMs itself: give no VM names and no --from-vault")
+    if not 1 <= args.page_size <= MAX_PAGE:
+        raise BadInput(f"--page-size must be 1..{MAX_PAGE}")
     targets = _parse_targets(args, where)
     hours = _since_hours(args.since)
     if args.from_vault:
@@ -104,8 +110,8 @@ def cmd_fix(args: argparse.Namespace) -> int:
         if not where.subscription:
             raise BadInput("--from-vault needs a subscription: pass --subscription or set AZURE_SUBSCRIPTION_ID")
         parse_target(args.from_vault, group_of(args, where), where.subscription)  # same naming rules as a VM
-    elif not targets:
-        raise BadInput("name at least one VM, or use --from-vault VAULT -g RG")
+    elif not targets and not args.all_subscriptions:
+        raise BadInput("name at least one VM, or use --from-vault VAULT -g RG or --all-subscriptions")
     if args.plan_out:
         planfile.check_writable(Path(args.plan_out))
     plan_only = args.dry_run or bool(args.plan_out)
@@ -122,6 +128,10 @@ def cmd_fix(args: argparse.Namespace) -> int:
             targets = failed_vms(clients.default(), args.from_vault, group_of(args, where) or "", hours=hours)
             if not targets:
                 return _no_failed_jobs(args, group_of(args, where) or "")
+        elif args.all_subscriptions:
+            targets = _everywhere(clients, where, args, hours)
+            if not targets:
+                return _no_failed_jobs(args, "")
         reports = run_fleet(clients, targets, options(args, clients, dry_run=plan_only or interactive,
                                                       prompt=interactive), args, concurrency=args.concurrency)
     if args.plan_out:
@@ -150,13 +160,28 @@ def cmd_fix(args: argparse.Namespace) -> int:
     return code
 
 
+def _everywhere(clients: Clients, where: Where, args: argparse.Namespace, hours: int) -> list[Target]:
+    """--all-subscriptions: the VMs with a failed backup job in the window, from one paged Resource Graph query."""
+    from remediations.discovery import failed_vms_everywhere
+
+    # Resource Graph is tenant level: any subscription's clients will do (without a default, a placeholder GUID).
+    found = failed_vms_everywhere(clients(where.subscription or _ANY_SUBSCRIPTION), hours, page_size=args.page_size)
+    subs = {t.subscription for t, _ in found}
+    if found:
+        print(f"Azure Resource Graph: {len(found)} VM(s) with a failed backup job in the last {args.since.strip()} "
+              f"in {len(subs)} subscription(s)", file=sys.stderr)
+    return [t for t, _ in found]
+
+
 def _no_failed_jobs(args: argparse.Namespace, group: str) -> int:
-    """--from-vault found no failed backup job in the window: say so in one line (in the document too), exit 0."""
+    """--from-vault or --all-subscriptions found no failed backup job in the window: say so in one line, exit 0."""
     since = args.since.strip()
-    line = f"No failed backup jobs in vault {args.from_vault} ({group}) in the last {since}: nothing to fix."
+    scope = f"vault {args.from_vault} ({group})" if args.from_vault else "any subscription you can read"
+    line = f"No failed backup jobs in {scope} in the last {since}: nothing to fix."
     print(line, file=sys.stderr if is_machine(args) else sys.stdout)
     if is_machine(args):
-        return emit(args, "fix", [], extra={"vault": args.from_vault, "since": since, "message": line})
+        where = {"vault": args.from_vault} if args.from_vault else {"all_subscriptions": True}
+        return emit(args, "fix", [], extra={**where, "since": since, "message": line})
     return 0
 
 

@@ -290,6 +290,9 @@ def _plan_run(azure: Azure, inv: Investigation,
             plans.append(bplan)
     report = VmReport(target, "planned", "", inv, plans, manual=manual,
                       consent=opts.consent if opts.allow_disruptive else None)
+    if not any(p.changes for p in plans) and bplan is not None and bplan.proven_by and not manual:
+        # another run's backup began after this run started and succeeded meanwhile (an alert storm's second alert)
+        return VmReport(target, "nothing", f"No changes: {bplan.reason} (another run proved the VM).", inv, plans), None
     if not any(p.changes for p in plans):
         held = bplan.reason if bplan is not None and bplan.manual else None  # a job from before this run holds it
         if bplan is not None and held is not None:

@@ -1,12 +1,11 @@
-"""What the commands share: Options from flags, one VM's failure kept to its report, a bounded pool of VMs,
-the yes/no prompt, and apply bound to exactly the plan that was shown."""
+"""What the commands share: Options from flags, one VM's failure kept to its report, a bounded pool of VMs
+within an error budget (runbooks.schedule), the yes/no prompt, and apply bound to exactly the plan that was shown."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from remediations.target import Target
@@ -15,6 +14,7 @@ from . import planfile
 from .connection import Clients
 from .engine import Options, VmReport
 from .output import emit
+from .schedule import Gate, allowed_failures, run_local
 from .stop import STOP, interrupted_note, track
 from .term import say_for
 
@@ -68,7 +68,9 @@ def check_audit(args: argparse.Namespace) -> None:
 def run_fleet(clients: Clients, targets: list[Target], opts: Options, args: argparse.Namespace, *,
               concurrency: int, expect: Expect | None = None, drift: dict[str, list[str]] | None = None
               ) -> list[VmReport]:
-    """Run every VM; with `expect`, a VM applies only if its plan is still the one confirmed (else recorded in drift)."""
+    """Run every VM, at most `concurrency` at once; with `expect`, a VM applies only if its plan is still the one
+    confirmed (else recorded in drift). With --max-errors (args.max_errors; default none: a person watches and
+    Ctrl-C stops), once more VMs failed than it allows no new VM starts: the rest are withheld with the reason."""
     from .audit import AuditTrail, audit_path
     from .engine import run
 
@@ -87,8 +89,10 @@ def run_fleet(clients: Clients, targets: list[Target], opts: Options, args: argp
         return guarded(t, lambda: run(clients(t.subscription), t, opts, confirm=bound if expect else None,
                                       on_change=track(t, audit.recorder(t)) if audit else None, say=say))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(targets) or 1))) as pool:
-        return list(pool.map(one, targets))
+    budget = getattr(args, "max_errors", None)
+    gate = Gate(concurrency, allowed_failures(budget, len(targets)), f"--max-errors {budget}")
+    return run_local(targets, one, gate, failed=lambda r: r.status == "failed",
+                     withheld=lambda t, why: VmReport(t, "withheld", f"Not started: {why}."))
 
 
 def confirm() -> bool:

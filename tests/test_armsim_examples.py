@@ -8,7 +8,8 @@ over HTTPS with the example's own api-version, and:
     answer, except a small per-example allow-list of keys armsim deliberately omits (OMITTED,
     mirrored in armsim/COVERAGE.md);
 (c) the real SDK operation deserializes armsim's answer (a few attributes are checked).
-Resource Graph examples are out of scope (armsim does not serve Microsoft.ResourceGraph).
+Resource Graph examples are not cases here: armsim evaluates only the one backup-jobs query of
+remediations/discovery.py, and tests/test_discovery.py checks its paging against the two paging examples.
 """
 
 from __future__ import annotations
@@ -621,7 +622,7 @@ def _example_files() -> list[str]:
 def test_every_in_scope_example_has_a_case() -> None:
     in_scope = [f for f in _example_files() if f.split("/", 1)[0] not in OUT_OF_SCOPE]
     assert sorted(CASES) == in_scope
-    assert any(f.startswith("resourcegraph/") for f in _example_files())  # present, deliberately not served
+    assert any(f.startswith("resourcegraph/") for f in _example_files())  # present: test_discovery.py uses them
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

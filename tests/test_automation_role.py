@@ -13,13 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
+from azure.mgmt.automation import models
 from conftest import BROKEN
-from support.automation import ACCOUNT_ID, VAULT_ID, failed_job, sample
+from support.automation import ACCOUNT_ID, RG, VAULT_ID, failed_job, sample
 from support.rbac import rbac_action, rbac_table
-from support.runs import AA_DIR, run_entry
+from support.relay import ACCOUNT, play_relay
+from support.runs import AA_DIR, Run, run_entry
 
 from armsim import Server
-from runbooks.automation import ENTRIES
+from remediations.azure import Azure
+from runbooks.automation import ENTRIES, relay
 from runbooks.catalog import CAUSES
 
 # What the runbooks can apply: every fix the catalog names, and the verifying backup. `power-off` stays a
@@ -58,7 +61,23 @@ def role_actions() -> tuple[set[str], set[str]]:
 
 
 # --- the role: exactly what is used -----------------------------------------------------------
-def test_role_grants_exactly_the_actions_the_runbooks_use(armsim: Server) -> None:
+def _alert_through_the_relay_then_the_report(armsim: Server, azure: Azure) -> list[Run]:
+    """An alert's relay job (created as a webhook creates it), the relay's fix job, then report_alerts."""
+    alert = sample("backup-failure-alert.json", "vm-healthy")
+    body = models.JobCreateParameters(properties=models.JobCreateProperties(
+        runbook=models.RunbookAssociationProperty(name=relay.RELAY_RUNBOOK),
+        parameters={"WebhookData": json.dumps({"WebhookName": "relay-backup-alert", "RequestBody": alert}),
+                    "Mode": "apply", "AllowDisruptive": "false"}))
+    azure.call(azure.automation.job.create, RG, ACCOUNT, "relay-1", body)
+    play_relay(armsim, azure)
+    runs = []
+    for job in armsim.sim.automation.claim(relay.FIX_RUNBOOK):
+        runs.append(run_entry(armsim, "fix_backup_failure.py", *job.parameters.values()))
+        armsim.sim.automation.report(job.name, "Completed", output=runs[-1].lines)
+    return [*runs, run_entry(armsim, "report_alerts.py", f"automation_account={ACCOUNT_ID}", "hours=1")]
+
+
+def test_role_grants_exactly_the_actions_the_runbooks_use(armsim: Server, azure: Azure) -> None:
     runs = [run_entry(armsim, "preview_change_window.py", VAULT_ID)]
     alerts = [sample("backup-failure-alert.json", vm, failed_job(armsim, vm)) for vm in BROKEN]
     runs += [run_entry(armsim, "fix_backup_failure.py", alerts[0])]  # dry run
@@ -71,6 +90,9 @@ def test_role_grants_exactly_the_actions_the_runbooks_use(armsim: Server) -> Non
                        "poll_seconds=0.01")]
     runs += [run_entry(armsim, "sweep_backup_failures.py", f"vaults={VAULT_ID}", f"automation_account={ACCOUNT_ID}",
                        "poll_seconds=0.01")]
+    runs += [run_entry(armsim, "sweep_backup_failures.py", "all_subscriptions=true",
+                       f"automation_account={ACCOUNT_ID}", "poll_seconds=0.01")]
+    runs += _alert_through_the_relay_then_the_report(armsim, azure)
     assert [r.code for r in runs] == [0] * len(runs), "\n\n".join(r.text for r in runs if r.code)
     applied = {c.split(":", 1)[0] for r in runs for v in r.summary["vms"] for c in v.get("changes") or []}
     assert applied == RUNBOOK_ACTIONS, f"not every remediation action ran: {RUNBOOK_ACTIONS ^ applied}"
@@ -117,7 +139,8 @@ def test_the_relay_identity_can_start_jobs_and_nothing_more() -> None:
     methods = set(re.findall(r"Invoke-AzRestMethod -Method (\w+) -Path \$path", text))
     assert methods == {"GET", "PUT"} and '$path = "$AccountId/jobs/' in text
     used = {rbac_action(m, f"{ACCOUNT_ID}/jobs/0b0b0b0b-0000-8000-8000-000000000001") for m in methods}
-    assert used == role_actions()[1]
+    # the account's one job role: the relay uses GET and PUT; reading a job's output (report_alerts) is the rest
+    assert used == role_actions()[1] - {"Microsoft.Automation/automationAccounts/jobs/output/read"}
     relay_id = "userAssignedIdentities', variables('relayIdentityName'))"
     [relay_assign] = [a for a in of_type("Microsoft.Authorization/roleAssignments")
                       if relay_id in a["properties"]["principalId"]]

@@ -176,6 +176,7 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
             proof = next((j for j in facts.jobs if j.succeeded and not fix.before(j)), None)
             if proof is not None:
                 plan.reason = f"backup job {proof.id} of {vm} started {when(proof.start)} and succeeded"
+                plan.proven_by = proof.id
                 return plan
             latest = latest._replace(ok=False, why=f"a new backup proves the fix ({vm} has no successful backup "
                                                    "since it began)")

@@ -6,20 +6,27 @@ rule, its destination the Storage tag as the Service Tags API names it (`Storage
 prefixes; refuse when the prefixes would not fit the NSG (`remediations.netlimits`); write each rule with a
 child-rule PUT guarded by If-None-Match / If-Match. A rule priority taken, an etag gone stale or a
 superseded write re-reads and re-plans.
+
+One writer per NSG in a process: an `apply` whose plan writes an NSG holds that NSG's lock from its plan to its
+verification; another worker of the process (a fleet fix of many VMs behind one NSG) that plans a write on it
+waits for the lock, then re-reads and re-plans, and finds the rule there: no second PUT, no 412 from a stale
+etag or If-None-Match. Other processes are still guarded by the If-None-Match / If-Match preconditions.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import threading
+import time
 from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
-from ..action import Action, ActionParams, Executed, Progress, RunSettings
+from ..action import Action, ActionParams, Executed, OnChange, Progress, RunSettings
 from ..azure import Azure
 from ..errors import arm_error
-from ..model import Change, Plan
+from ..model import Change, Outcome, Plan
 from ..netlimits import MAX_NSG_PREFIXES, PrefixLimit, check_prefix_room
 from ..netrules import (
     WIRESERVER_IP,
@@ -35,6 +42,7 @@ from ..netrules import (
     storage_tag,
     wireserver_blocks,
 )
+from ..polling import check_stop
 from ..target import Target
 from ..verdicts import BACKUP_PORTS
 from .egress_read import EgressFacts, NsgFacts, read_egress
@@ -79,6 +87,30 @@ class EgressParams(ActionParams):
     def for_run(cls, target: Target, settings: RunSettings, **values: Any) -> EgressParams:
         """A run's egress mode (service tag or IP ranges)."""
         return cls.model_validate({"target": target, "mode": settings.egress_mode, **values})
+
+
+_LOCKS: dict[str, threading.Lock] = {}  # NSG id (lower-case) -> its writer's lock, for this process
+_LOCKS_GUARD = threading.Lock()
+_HELD = threading.local()  # .locks: {NSG id: lock} held by this thread's apply; absent outside apply
+
+
+def _nsg_lock(nsg_id: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(nsg_id.lower(), threading.Lock())
+
+
+def _nsgs_written(plan: Plan) -> set[str]:
+    return {c.resource_id.rsplit("/securityRules/", 1)[0].lower() for c in plan.changes if c.resource_id}
+
+
+def _acquire(lock: threading.Lock, deadline: float) -> bool:
+    """Wait for `lock` until `deadline` (Ctrl-C stops the wait); whether it was taken."""
+    while True:
+        check_stop("waiting for another writer of the NSG")
+        if lock.acquire(timeout=max(0.0, min(0.5, deadline - time.monotonic()))):
+            return True
+        if time.monotonic() >= deadline:
+            return False
 
 
 def _ours(name: str) -> bool:
@@ -155,6 +187,46 @@ class AllowBackupEgress(Action[EgressParams, EgressFacts]):
     def read(self, azure: Azure, params: EgressParams) -> EgressFacts:
         """GET the VM, its NICs, their subnets, each distinct NSG and the region's service tags."""
         return read_egress(azure, params.target)
+
+    def apply(self, azure: Azure, params: EgressParams, *, consent: bool | str = False,
+              on_change: OnChange | None = None, progress: Progress | None = None) -> Outcome:
+        """Action.apply, as this process's one writer of every NSG its plan changes (held until it ends)."""
+        if getattr(_HELD, "locks", None) is not None:  # nested: the outer apply holds the locks
+            return super().apply(azure, params, consent=consent, on_change=on_change, progress=progress)
+        _HELD.locks = {}
+        try:
+            return super().apply(azure, params, consent=consent, on_change=on_change, progress=progress)
+        finally:
+            held, _HELD.locks = _HELD.locks, None
+            for lock in held.values():
+                lock.release()
+
+    def preview(self, azure: Azure, params: EgressParams) -> Plan:
+        """Read, then plan; inside `apply`, also take the lock of each NSG the plan writes: a lock another worker
+        holds is waited for, and the facts are read again (that worker may have written the rule meanwhile)."""
+        held: dict[str, threading.Lock] | None = getattr(_HELD, "locks", None)
+        plan = super().preview(azure, params)
+        if held is None:  # a dry run or a diagnosis: nothing is written, nothing is held
+            return plan
+        deadline = time.monotonic() + azure.config.operation_seconds
+        while True:
+            need = _nsgs_written(plan) - held.keys()
+            if not need:
+                return plan
+            taken = {n: _nsg_lock(n) for n in need}
+            got = {n: lock for n, lock in taken.items() if lock.acquire(blocking=False)}
+            held.update(got)
+            if len(got) == len(need):
+                return plan
+            for lock in held.values():  # never wait while holding: release all, take all in one order
+                lock.release()
+            wanted = sorted(need | held.keys())
+            held.clear()
+            for n in wanted:
+                if not _acquire(_nsg_lock(n), deadline):
+                    return plan  # past the deadline: the write's preconditions guard it (If-None-Match / If-Match)
+                held[n] = _nsg_lock(n)
+            plan = super().preview(azure, params)  # another writer may have written it meanwhile
 
     def plan(self, facts: EgressFacts, params: EgressParams) -> Plan:
         """Allow rules for every NSG that denies TCP egress to the region's Storage tag; pure."""

@@ -7,7 +7,7 @@ and `runbooks.render`; never `remediations` directly. Modules:
 - protocol: stdout progress lines, then one JSON summary line, always last (Output);
 - alerts: what triggers a runbook (alert, WebhookData, VM or vault ID, list of VM IDs); parsing only;
 - clients: clients for a subscription, the backup job an alert names, one VM's fix (engine.run);
-- children: one child job per VM, bounded, followed to its end (fan_out);
+- children: one child job per VM, bounded, within an error budget, resumed on a rerun (fan_out; runbooks.schedule);
 - sweep: the hourly backstop's plan; relay: the PowerShell relay's contract, stated in Python.
 """
 

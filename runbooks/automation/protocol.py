@@ -17,7 +17,7 @@ from remediations.errors import BadInput
 
 from .settings import Settings, parse_argv, resolve
 
-__all__ = ["Output", "Say", "overall", "start", "vm_entry"]
+__all__ = ["Output", "Say", "outcome", "overall", "start", "vm_entry"]
 
 Say = Callable[[str], None]
 
@@ -77,7 +77,26 @@ def vm_entry(r: Any) -> dict[str, Any]:
     backup = r.backup.result.get("job_id") if r.backup is not None else None
     return {"vm": r.target.name, "id": r.target.id, "status": r.status, "exit_code": r.exit_code,
             "error": inv.error_code if inv else None, "message": r.message,
-            "changes": [f"{c.action}: {c.kind} {c.resource}" for c in r.changes()], "backup_job": backup}
+            "changes": [f"{c.action}: {c.kind} {c.resource}" for c in r.changes()], "backup_job": backup,
+            "outcome": outcome(r)}
+
+
+def outcome(report: Any) -> str:
+    """What became of a VM, from its fix report (runbooks.automation.storm accounts for alerts with it): fixed (this
+    run changed something, or its own backup proved the VM), already fixed (nothing changed; another run's backup
+    or an earlier success proves it), failed, attention (a manual or withheld step), planned (dry-run)."""
+    status = report.status
+    if status == "fixed":
+        changed = any(o.status == "changed" for o in report.outcomes)
+        proof = report.backup.result if report.backup is not None else {}
+        return "fixed" if changed or not (proof.get("followed") or proof.get("refused_job")) else "already fixed"
+    if status == "nothing":
+        return "already fixed"
+    if status in ("manual", "withheld", "applied"):
+        return "attention"
+    if status in ("planned", "diagnosed"):
+        return "planned"
+    return "failed"
 
 
 def overall(reports: list[Any], *, dry_run: bool) -> tuple[str, int]:

@@ -49,6 +49,7 @@ class RelayStart:
     job: str
     runbook: str
     parameters: dict[str, str]
+    alert_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,4 +109,4 @@ def relay_request(webhook_data: Any, *, mode: str = "dry-run", allow_disruptive:
     params = {PARAMETER: json.dumps(body), "mode": f"mode={mode}", "allow_disruptive": f"allow_disruptive={str(allow_disruptive).lower()}"}
     if client_id:
         params["client_id"] = f"client_id={client_id}"
-    return RelayStart(job_name(essentials["alertId"]), FIX_RUNBOOK, params)
+    return RelayStart(job_name(essentials["alertId"]), FIX_RUNBOOK, params, essentials["alertId"])

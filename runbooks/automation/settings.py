@@ -43,9 +43,11 @@ class Settings:
     hours: float = 24.0
     vault: str | None = None
     vaults: str | None = None
+    all_subscriptions: bool = False  # the sweep: find the failed jobs with Azure Resource Graph (remediations/discovery)
     automation_account: str | None = None
     runbook: str = "fix_backup_failure"
     concurrency: int = 5
+    max_errors: str = "10"  # children that may fail before no new one starts (a count or "10%"; runbooks.schedule)
     poll_seconds: float = 15.0
     timeout_seconds: float = 10200.0  # under Automation's 3-hour fair-share limit
 
@@ -91,9 +93,21 @@ def _is_proxy(raw: str) -> bool:
     return True
 
 
+def _is_max_errors(raw: str) -> bool:
+    """Whether `raw` is an error budget: 0..999999 failures, or 0%..100% of the VMs."""
+    from ..schedule import check_max_errors
+
+    try:
+        check_max_errors(raw)
+    except ValueError:
+        return False
+    return True
+
+
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("apply", "dry-run"), "credential": ("managed-identity", "default"), "cloud": tuple(CLOUDS),
-    "egress_mode": ("service-tag", "ip-ranges"), "allow_disruptive": ("true", "false"), "backup": ("true", "false")}
+    "egress_mode": ("service-tag", "ip-ranges"), "allow_disruptive": ("true", "false"), "backup": ("true", "false"),
+    "all_subscriptions": ("true", "false")}
 _RANGES: dict[str, tuple[type, float, float]] = {
     "retention_days": (int, 1, 9999), "backup_wait_seconds": (float, 1, 7 * 24 * 3600), "hours": (float, 1, 744),
     "concurrency": (int, 1, 50), "poll_seconds": (float, 0.01, 600), "timeout_seconds": (float, 1, 7 * 24 * 3600)}
@@ -104,7 +118,8 @@ _CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
     "automation_account": (lambda raw: _is_id(raw, "Microsoft.Automation/automationAccounts"),
                            "an Automation account resource ID"),
     "runbook": (_fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,62}"), "a runbook name"),
-    "proxy": (_is_proxy, "http://<IPv4 address or host name>:<port 1-65535>")}
+    "proxy": (_is_proxy, "http://<IPv4 address or host name>:<port 1-65535>"),
+    "max_errors": (_is_max_errors, "a count of failures allowed (e.g. 10) or a percentage of the VMs (e.g. 10%)")}
 
 
 def _convert(key: str, raw: str) -> Any:
@@ -133,10 +148,12 @@ _FIX = ("mode", "allow_disruptive", "error", "egress_mode", "retention_days", "b
 ENTRIES: dict[str, tuple[str, ...]] = {
     "fix_backup_failure": (*_FIX, *_COMMON),
     "preview_change_window": ("hours", "egress_mode", *_COMMON),
-    "fan_out": ("automation_account", "runbook", "concurrency", "poll_seconds", "timeout_seconds", "vault", "hours",
-                *[k for k in _FIX if k != "error"], *_COMMON),
-    "sweep_backup_failures": ("vaults", "automation_account", "runbook", "concurrency", "poll_seconds",
-                              "timeout_seconds", "hours", *[k for k in _FIX if k != "error"], *_COMMON),
+    "fan_out": ("automation_account", "runbook", "concurrency", "max_errors", "poll_seconds", "timeout_seconds",
+                "vault", "hours", *[k for k in _FIX if k != "error"], *_COMMON),
+    "sweep_backup_failures": ("vaults", "all_subscriptions", "automation_account", "runbook", "concurrency", "max_errors",
+                              "poll_seconds", "timeout_seconds", "hours", *[k for k in _FIX if k != "error"],
+                              *_COMMON),
+    "report_alerts": ("automation_account", "hours", *_COMMON),
 }
 # What a fan-out forwards to each child job (resolved values, so a child runs exactly as configured here).
 FORWARDED = ("mode", "allow_disruptive", "egress_mode", "retention_days", "backup", "backup_wait_seconds",

@@ -19,13 +19,15 @@ from remediations.automation_jobs import get_job, list_jobs
 from remediations.azure import Azure
 from remediations.backupjobs import JobView, job_target, latest_failure, parse_time
 from remediations.backupreads import vault_jobs
+from remediations.discovery import jobs_everywhere
 from remediations.errors import BadInput
 from remediations.target import Target
 
 from .alerts import read_trigger, resource_parts
 from .settings import parse_argv
 
-__all__ = ["UNFINISHED_JOB", "FixJob", "Skipped", "Sweep", "backup_jobs", "describe", "fix_jobs", "plan"]
+__all__ = ["UNFINISHED_JOB", "FixJob", "Skipped", "Sweep", "backup_jobs", "describe", "everywhere", "fix_jobs",
+           "plan"]
 
 # Automation job states that are not an end (Job.status in the REST spec).
 UNFINISHED_JOB = ("New", "Activating", "Running", "Resuming", "Queued", "Starting", "Stopping", "Suspending",
@@ -52,6 +54,23 @@ def backup_jobs(azure: Azure, vault_id: str, hours: float) -> list[tuple[Target,
     """Every IaaS VM backup job of the vault started in the last `hours` (any status), with its VM."""
     sub, group, vault = resource_parts(vault_id)
     return [(t, j) for j in vault_jobs(azure, vault, group, hours=hours) if (t := job_target(j, sub, group)) is not None]
+
+
+def everywhere(azure_for: Callable[[str], Azure], home: str, hours: float, vaults: Iterable[str],
+               say: Callable[[str], None]) -> tuple[list[tuple[Target, JobView]], str]:
+    """(every IaaS VM backup job of the last `hours` in every subscription the identity reads, where they came from):
+    one paged Resource Graph query (remediations/discovery.py), or the `vaults`' job lists when it is refused."""
+    fell_back: list[str] = []
+
+    def note(line: str) -> None:
+        fell_back.append(line)
+        say(line)
+
+    vaults = list(dict.fromkeys(v.rstrip("/") for v in vaults))
+    jobs = jobs_everywhere(azure_for(home), hours, vaults=vaults, azure_for=azure_for, say=note)
+    source = (f"backup jobs of {len(vaults)} vault(s) (Resource Graph refused the query)" if fell_back else
+              "backup jobs of every subscription the identity can read (Azure Resource Graph)")
+    return jobs, f"{source} during the last {hours:g} h"
 
 
 @dataclass(frozen=True)
@@ -109,7 +128,9 @@ def plan(jobs: Iterable[tuple[Target, JobView]], fixes: Iterable[FixJob] = (), r
         failure = latest_failure(views)  # a trigger refused while another backup ran is no failure of the VM
         if failure is None:
             continue
-        active = next((j for j in views if j.active), None)
+        # a job running in another vault (an old one still protecting the VM) is no fix verifying it: it is the cause
+        # the fix reports (E7); only Resource Graph, which reads every vault, shows such jobs
+        active = next((j for j in views if j.active and _same_vault(j, failure)), None)
         verified = next((j for j in sorted(views, key=lambda j: j.start or oldest, reverse=True)
                          if j.succeeded and (j.start or oldest) > (failure.start or oldest)), None)
         busy = next((f for f in fixes if f.vm == key and not f.finished), None)
@@ -127,6 +148,12 @@ def plan(jobs: Iterable[tuple[Target, JobView]], fixes: Iterable[FixJob] = (), r
         else:
             fix.append((t, failure))
     return Sweep(tuple(fix), tuple(skipped))
+
+
+def _same_vault(a: JobView, b: JobView) -> bool:
+    """Whether two jobs belong to one vault (their IDs say; when either does not, assume so)."""
+    va, vb = (str(j.raw.get("id") or "").lower().rpartition("/backupjobs/")[0] for j in (a, b))
+    return not va or not vb or va == vb
 
 
 def describe(sweep: Sweep, say: Callable[[str], None]) -> None:
