@@ -100,3 +100,16 @@ def test_fleet_failing_has_no_healthy_vm_and_keeps_the_mix() -> None:
 def test_a_bad_fleet_failing_size_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match="fleet-failing:N"):
         Simulator(name)
+
+
+def test_the_trigger_operation_is_polled_no_faster_than_its_retry_after(armsim: Server, tmp_path: Path) -> None:
+    """A backup trigger's operation that takes 2 s and asks for polls 1 s apart (Retry-After, as TriggerBackup_Post.json
+    does with 60): 2 or 3 status polls, not one every 50 ms (a fleet's polls would spend ARM's read budget)."""
+    armsim.sim.settings.op_seconds = 2.0
+    armsim.sim.settings.lro_retry_after = 1
+    r = cli(armsim, "fix", "vm-nsg-blocked", "-g", "rg-demo", "--yes", "-o", "json", tmp=tmp_path)  # polls fast
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    log = armsim.sim.requests()
+    assert [e["operation"] for e in log].count("Backups_Trigger") == 1
+    polls = [e for e in log if e["operation"] == "ProtectedItemOperationStatuses_Get"]
+    assert 2 <= len(polls) <= 3, [e["operation"] for e in log]

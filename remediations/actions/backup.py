@@ -125,6 +125,15 @@ def _operation_id(headers: dict[str, str]) -> str:
     return urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """The trigger's Retry-After in seconds (TriggerBackup_Post.json sends 60), or None when absent or not a number."""
+    raw = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
 class TriggerBackup(Action[TriggerParams, BackupFacts]):
     """Trigger an on-demand backup unless the latest succeeded, one is running, or Azure's hard limit forbids it."""
 
@@ -266,7 +275,7 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
                              d["item"], body, cls=lambda resp, _des, _h: dict(resp.http_response.headers))
         op_id = _operation_id(headers or {})
         result.update(vault=d["vault"], operation_id=op_id)
-        job_id = self._job_id(azure, params, d, op_id, result)
+        job_id = self._job_id(azure, params, d, op_id, result, _retry_after(headers or {}))
         vm = params.target.name
         if not job_id:
             return f"backup of {vm} triggered (operation {op_id}); its job id was not reported yet"
@@ -312,11 +321,13 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
         return next((j for j in jobs if j.start is not None and j.start <= refused.start), None)
 
     def _job_id(self, azure: Azure, params: TriggerParams, d: dict[str, Any], op_id: str,
-                result: dict[str, Any]) -> str | None:
-        """Poll the trigger operation until it names its job (the operation ends in seconds); a lost poll is polled
+                result: dict[str, Any], retry_after: float | None = None) -> str | None:
+        """Poll the trigger operation until it names its job (the operation ends in seconds), no faster than the
+        trigger's Retry-After asks (capped; a fleet's polls would spend ARM's read budget); a lost poll is polled
         again, never triggered again. Past TRIGGER_OPERATION_SECONDS: the job id seen so far, if any."""
         if not op_id:
             return None
+        interval = max(params.poll_seconds, min(retry_after or 0.0, azure.config.retry.retry_after_cap))
 
         def read() -> dict[str, Any]:
             st: dict[str, Any] = azure.call(azure.backup.protected_item_operation_statuses.get, d["vault"],
@@ -327,7 +338,7 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
 
         try:
             st = poll_until(read, lambda s: _op_status(s) in _OP_ENDED, name=f"backup trigger operation {op_id}",
-                            interval=params.poll_seconds, seconds=min(params.wait_seconds, TRIGGER_OPERATION_SECONDS),
+                            interval=interval, seconds=min(params.wait_seconds, TRIGGER_OPERATION_SECONDS),
                             cap=azure.config.retry.retry_after_cap, status=_op_status)
         except OperationTimedOut:
             return result.get("job_id")
