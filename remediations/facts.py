@@ -16,6 +16,7 @@ each NSG are read instead. The reads themselves are shared: `netreads`, `backupr
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ from .verdicts import BACKUP_PORTS
 if TYPE_CHECKING:  # the guest proxy probe (Run Command) is made by the engine, only for runbooks that need it
     from .actions.proxy import ProxyProbe
 
-__all__ = ["NOT_ACTIVE_CODES", "Facts", "gather", "read_routes"]
+__all__ = ["NOT_ACTIVE_CODES", "Facts", "Guest", "gather", "read_routes"]
 
 # A failed job with this code makes gather read the protected item's protectionState (one GET, else never made).
 NOT_ACTIVE_CODES = frozenset({"UserErrorBcmDatasourceNotPresent"})
@@ -82,12 +83,18 @@ def _needs_tags(nsgs: tuple[NsgView, ...], ports: tuple[int, ...]) -> bool:
     return any(depends(r) for n in nsgs for r in n.rules)
 
 
-def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int, ...] = BACKUP_PORTS) -> Facts:
+Guest = Callable[[VmView, "tuple[JobView, ...]"], "ProxyProbe | None"]
+
+
+def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int, ...] = BACKUP_PORTS,
+           guest: Guest | None = None) -> Facts:
     """Read the VM, then at once its NSGs (and, conditionally, tags), its backup item and jobs, and (stopped) health.
 
     The critical path: only the VM read is needed before the others start, so they run concurrently (three threads
     at most, each request within the process's ARM budget: budget.py) and the SDK modules they use load while the
     VM read is in flight (Azure.warm). The reads made are the same as one after the other.
+    `guest` (the engine's in-guest probe, which needs the failed job's error but never the NSGs) is called with the
+    VM and its jobs as soon as the backup reads end, beside the network reads still in flight; it answers Facts.proxy.
     """
     azure.compute  # noqa: B018 - its SDK loads first: the VM read is the first request
     azure.warm("backup", "network")
@@ -97,9 +104,10 @@ def gather(azure: Azure, target: Target, *, jobs: bool = True, ports: tuple[int,
         stopped = pool.submit(contextvars.copy_context().run, read_health, azure, vm.id) \
             if vm.power_state == "stopped" else None  # from inside the guest or through the platform: it says which
         item, history = _backup(azure, vm, jobs=jobs)
+        proxy = guest(vm, history) if guest is not None else None
         nsgs, tags = network.result()
         health = stopped.result() if stopped is not None else None
-    return Facts(target, vm, nsgs, tags, health, item, history)
+    return Facts(target, vm, nsgs, tags, health, item, history, proxy)
 
 
 def _network(azure: Azure, vm: VmView, ports: tuple[int, ...]) -> tuple[tuple[NsgView, ...] | None, TagResolver | None]:

@@ -11,9 +11,14 @@ __all__ = ["failed_vms", "list_vms"]
 
 
 def failed_vms(azure: Azure, vault: str, group: str, *, hours: float = 24) -> list[Target]:
-    """The VMs with a failed backup job in the vault during the last `hours`, from the job list."""
+    """The VMs with a failed backup job in the vault during the last `hours`, from the job list.
+
+    A trigger refused because another backup of the item was running (JobView.refused) is no failure of the VM's:
+    a VM whose only failures are such is left out, as Resource Graph discovery leaves it out (discovery.py)."""
     seen: dict[str, Target] = {}
     for job in vault_jobs(azure, vault, group, hours=hours, status="Failed"):
+        if job.refused:
+            continue
         if (t := job_target(job, azure.subscription, group)) is not None:
             seen.setdefault(t.id.lower(), t)
     return list(seen.values())

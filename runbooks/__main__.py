@@ -1,5 +1,6 @@
 # PYTHON_ARGCOMPLETE_OK: `python -m runbooks` answers tab completion (argcomplete's global completion)
-"""`python -m runbooks`: run the command, then end the process without tearing the interpreter down.
+"""`python -m runbooks` and `azure-backup-runbooks`: run the command, then end the process without tearing the
+interpreter down.
 
 CPython's exit begins by joining non-daemon threads, running the atexit handlers and flushing stdout and
 stderr; then it frees every module, and the Azure SDK's are hundreds of thousands of objects: about a third
@@ -33,4 +34,10 @@ def _leave(code: int) -> None:
     os._exit(code & 0xFF)
 
 
-_leave(main())
+def run() -> None:
+    """The entry point of `python -m runbooks` and of the `azure-backup-runbooks` console script."""
+    _leave(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -11,10 +11,11 @@ from remediations.action import Action, ActionParams, OnChange, RunSettings
 from remediations.actions import get_action
 from remediations.actions.proxy import ProxyProbe, probe_proxy
 from remediations.azure import Azure
-from remediations.backupjobs import JobView
+from remediations.backupjobs import JobView, latest_failure
 from remediations.facts import Facts, gather, read_routes
 from remediations.model import Change, Outcome, Plan
 from remediations.netreads import service_tags, with_firewalls
+from remediations.reads import VmView
 from remediations.routes import NO_NETWORK_CODES, RouteFacts
 from remediations.target import Target
 
@@ -108,24 +109,32 @@ def _params(name: str, target: Target, opts: Options, **extra: Any) -> tuple[Act
     return action, action.Params.for_run(target, opts.settings(), **extra)
 
 
-def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
-    """Gather facts, know the error, judge every cause of its runbook, resolve in-guest probes."""
-    facts = gather(azure, target)
-    job = facts.last_failed
-    code: str | None
+def _error(opts: Options, job: JobView | None) -> tuple[ErrorEntry, str, str | None]:
+    """The runbook to judge, how it was matched, and the error code: --error's, else the latest failed job's."""
     if opts.error:
         entry = lookup(opts.error)
         entry, how = (entry, f"--error {opts.error}") if entry else match_error(opts.error)
-        code = opts.error
-    elif job is not None:
+        return entry, how, opts.error
+    if job is not None:
         entry, how = match_error(job.error_title, job.error_message, job.error_number)
-        code = job.error_code
-    else:
-        entry, how = match_error(None)
-        code = None
-    if "C1.proxy" in entry.causes:  # one read-only Run Command (and the proxy VM's NSGs when it is one)
-        facts = replace(facts, proxy=probe_proxy(azure, facts.vm, target) if job is not None or opts.error
-                        else ProxyProbe(None, skipped="no failed backup to explain"))
+        return entry, how, job.error_code
+    entry, how = match_error(None)
+    return entry, how, None
+
+
+def investigate(azure: Azure, target: Target, opts: Options) -> Investigation:
+    """Gather facts, know the error, judge every cause of its runbook, resolve in-guest probes."""
+    def guest(vm: VmView, jobs: tuple[JobView, ...]) -> ProxyProbe | None:
+        """C1.proxy's one read-only Run Command (and the proxy VM's NSGs when it is one), made beside the NSG reads."""
+        failed = latest_failure(jobs)
+        if "C1.proxy" not in _error(opts, failed)[0].causes:
+            return None
+        return probe_proxy(azure, vm, target) if failed is not None or opts.error \
+            else ProxyProbe(None, skipped="no failed backup to explain")
+
+    facts = gather(azure, target, guest=guest)
+    job = facts.last_failed
+    entry, how, code = _error(opts, job)
     inv = Investigation(facts, entry, code, how, job, diagnose(facts, entry))
     for i, f in enumerate(inv.findings):
         if f.verdict == "unknown" and f.probe:

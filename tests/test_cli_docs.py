@@ -77,6 +77,12 @@ NOT_RUN: dict[str, tuple[str, tuple[str, str]]] = {
     "python benchmarks/fleet_fix.py": ("a timing run of about half a minute (the fleet fixed twice with 50 ms "
                                        "added to every request); test_cli_fix fixes the fleet",
                                        ("tests/test_cli_fix.py", "def test_from_vault_fixes_every_failed_vm")),
+    "python benchmarks/fleet.py --sizes 100,250,500": (
+        "a timing run of about ten minutes (500 VMs under ARM's throttle); test_benchmarks runs it at 3 VMs",
+        ("tests/test_benchmarks.py", 'str(BENCH / "fleet.py"), "--sizes", "3"')),
+    "python benchmarks/vs_az.py": (
+        "installs azure-cli from PyPI into a throwaway venv, then times minutes of az runs; test_benchmarks runs "
+        "its diagnosis and its token source", ("tests/test_benchmarks.py", "def test_vs_az_times_a_real_diagnosis")),
 }
 
 

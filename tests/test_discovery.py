@@ -141,6 +141,26 @@ def test_a_refused_trigger_is_no_failure_and_each_vm_keeps_its_latest_failure(ar
     assert found[item.vm.id.lower()].id == failed[0].id  # the VM's own failure, not the refused trigger
 
 
+def test_the_vault_path_also_sets_a_refused_trigger_aside(armsim: Server) -> None:
+    from remediations.inventory import failed_vms
+
+    armsim.sim.reset("fleet:40")
+    bk = armsim.sim.backup
+    vault = next(iter(bk.vaults.values()))
+    failing = {j.item.vm.id.lower() for j in vault.jobs if j.status == "Failed"}
+    healthy = next(i for i in vault.items.values() if i.vm.id.lower() not in failing)
+    refused = bk.start_job(vault, healthy, error="UserErrorBackupOperationInProgress", user=True)
+    scheduled = next(i for i in vault.items.values() if i.vm.id.lower() not in failing and i is not healthy)
+    held = bk.start_job(vault, scheduled, error="UserErrorBackupOperationInProgress", user=False)  # E7: the VM's
+    for job in (refused, held):
+        bk.advance(job, poll=True)
+        bk.advance(job, poll=True)
+        assert job.status == "Failed"
+    azure = fleet_azure(armsim, vault.subscription)
+    found = {t.id.lower() for t in failed_vms(azure, vault.name, vault.group)}
+    assert found == failing | {scheduled.vm.id.lower()}, "a refused trigger counted as the VM's failure"
+
+
 def test_a_refused_query_falls_back_to_the_named_vaults_and_says_so(armsim: Server) -> None:
     armsim.sim.reset("fleet:40")
     armsim.sim.faults.add(kind="status", operation="Resources", status=403, code="AuthorizationFailed",

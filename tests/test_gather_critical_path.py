@@ -52,3 +52,27 @@ def test_a_stopped_vm_reads_its_health_beside_the_network_and_backup(armsim: Ser
 def test_warm_builds_clients_in_the_background_and_leaves_failures_to_their_use(azure: Azure) -> None:
     azure.warm("backup", "no_such_client")  # the unknown one fails in the thread, silently
     assert azure.backup is azure.backup  # built once, whichever thread got there first
+
+
+def test_the_guest_probe_runs_beside_the_nsg_reads_once_the_failed_job_is_known(armsim: Server, azure: Azure) -> None:
+    from runbooks.engine import Options, investigate
+
+    for name in ("compute", "network", "backup"):
+        getattr(azure, name)
+    armsim.sim.settings.op_seconds = 1.0  # the effective NSGs take a second: far longer than the backup reads
+    inv = investigate(azure, target("vm-nsg-blocked"), Options())
+    log = [(e["method"], e["operation"] or e["path"]) for e in armsim.sim.requests()]
+    run = log.index(("POST", "VirtualMachines_RunCommand"))
+    nsg_done = max(i for i, (_, op) in enumerate(log) if op == "Microsoft.Network/operationResults/read")
+    jobs = max(i for i, (_, op) in enumerate(log) if op == "BackupJobs_List")
+    assert jobs < run < nsg_done, log  # after the job that names the runbook, before the NSGs' answer
+    assert inv.facts.proxy is not None and inv.facts.proxy.guest is not None and not inv.facts.proxy.guest.proxy
+    assert [f.verdict for f in inv.findings if f.cause in ("C1", "C1.proxy")] == ["present", "absent"]
+
+
+def test_no_guest_probe_when_the_runbook_has_no_proxy_cause(armsim: Server, azure: Azure) -> None:
+    from runbooks.engine import Options, investigate
+
+    inv = investigate(azure, target("vm-nsg-blocked"), Options(error="UserErrorRpCollectionLimitReached"))
+    assert "C1.proxy" not in inv.entry.causes and inv.facts.proxy is None
+    assert "VirtualMachines_RunCommand" not in operations(armsim)
