@@ -25,7 +25,7 @@ from .diagnose import Finding, check, decided, diagnose
 from .live import BEFORE_WRITE, READING, Step, ended, job_progress
 from .stop import follow
 
-__all__ = ["Investigation", "Options", "VmReport", "investigate", "plan_fixes", "run"]
+__all__ = ["Investigation", "Options", "VmReport", "investigate", "plan_fixes", "run", "slimmed"]
 
 Status = Literal["fixed", "nothing", "planned", "diagnosed", "applied", "failed", "withheld", "manual"]
 EXIT = {"fixed": 0, "nothing": 0, "planned": 0, "diagnosed": 0, "applied": 0, "failed": 1, "withheld": 3, "manual": 3}
@@ -107,6 +107,19 @@ def _params(name: str, target: Target, opts: Options, **extra: Any) -> tuple[Act
     """The action called `name` and its Params for this run (the action's own `for_run` takes the settings)."""
     action = get_action(name)
     return action, action.Params.for_run(target, opts.settings(), **extra)
+
+
+def slimmed(report: VmReport) -> VmReport:
+    """The report as a fleet keeps it once its VM is done: all that rendering and plan files read, without the raw
+    ARM JSON, the NSG rules, the job history and the probes' output behind the findings (issue #13: the memory of a
+    500-VM run). The findings keep their evidence; `investigate` is where the facts are used, never afterwards."""
+    inv = report.investigation
+    if inv is not None:
+        f = inv.facts
+        inv.facts = replace(f, vm=replace(f.vm, raw={}), nsgs=None, tags=None, health=None, jobs=(), proxy=None,
+                            routes=None)
+        inv.job = replace(inv.job, raw={}) if inv.job is not None else None
+    return report
 
 
 def _error(opts: Options, job: JobView | None) -> tuple[ErrorEntry, str, str | None]:

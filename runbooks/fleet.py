@@ -72,7 +72,7 @@ def run_fleet(clients: Clients, targets: list[Target], opts: Options, args: argp
     confirmed (else recorded in drift). With --max-errors (args.max_errors; default none: a person watches and
     Ctrl-C stops), once more VMs failed than it allows no new VM starts: the rest are withheld with the reason."""
     from .audit import AuditTrail, audit_path
-    from .engine import run
+    from .engine import run, slimmed
 
     audit = None if opts.dry_run else AuditTrail(audit_path(args)).check()
     say = say_for(args)
@@ -86,8 +86,8 @@ def run_fleet(clients: Clients, targets: list[Target], opts: Options, args: argp
 
         if STOP.is_set():
             return VmReport(t, "withheld", "Not started: interrupted.")
-        return guarded(t, lambda: run(clients(t.subscription), t, opts, confirm=bound if expect else None,
-                                      on_change=track(t, audit.recorder(t)) if audit else None, say=say))
+        return slimmed(guarded(t, lambda: run(clients(t.subscription), t, opts, confirm=bound if expect else None,
+                                              on_change=track(t, audit.recorder(t)) if audit else None, say=say)))
 
     budget = getattr(args, "max_errors", None)
     gate = Gate(concurrency, allowed_failures(budget, len(targets)), f"--max-errors {budget}")

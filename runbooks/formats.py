@@ -131,6 +131,8 @@ def format_doc(doc: Any, output: str, query: str | None = None, rows: Rows | Non
 
     from .render import dumps
 
+    if not query and (output == "json" or rows is None):
+        return dumps(doc) + "\n"  # (text without a query never comes here: the command prints its own text)
     doc = json.loads(dumps(doc))  # the very document -o json prints (tuples as arrays, times as strings)
     if query:
         from jmespath.exceptions import JMESPathError
@@ -149,8 +151,7 @@ def format_doc(doc: Any, output: str, query: str | None = None, rows: Rows | Non
                                        "e.g. --query \"vms[].{vm: vm, status: status}\"")
             return table(auto)
         return tsv(result) if output == "tsv" else dumps(result) + "\n"
-    if output == "json" or rows is None:
-        return dumps(doc) + "\n"  # (text without a query never comes here: the command prints its own text)
+    assert rows is not None
     natural = rows(doc)
     if output == "table":
         return table(natural)
