@@ -91,13 +91,6 @@ class PollGuard(_base()):  # type: ignore[misc]
         """Forget this thread's last accepted operation (before a new write)."""
         self._local.last = None
 
-    def ended(self, headers: dict[str, str]) -> None:
-        """Forget an operation followed by other reads than its poll URLs (the backup trigger reads its status)."""
-        urls = [v for k, v in headers.items() if k.lower() in ("operation-location", "location", "azure-asyncoperation")]
-        with self._lock:
-            for url in urls:
-                self._ops.pop(self._key(url), None)
-
     @staticmethod
     def _key(url: str) -> str:
         return url.split("?", 1)[0].lower()
@@ -129,29 +122,17 @@ class PollGuard(_base()):  # type: ignore[misc]
         key = self._key(http.url)
         with self._lock:
             if key in self._ops:
-                op = self._ops[key]
-                op[2] = _status_of(resp)
-                ended = op[2].split(" ", 1)[0].lower() in _TERMINAL or (  # a status that ends it, or a Location
-                    resp.status_code in (200, 201, 204) and op[2].startswith("HTTP "))  # poll's result (no status)
-                if ended:  # a fleet's process keeps no finished operation
-                    for k in [k for k, v in self._ops.items() if v is op]:
-                        del self._ops[k]
+                self._ops[key][2] = _status_of(resp)
                 return
             if http.method.upper() != "GET" and resp.status_code in (201, 202):
                 name = f"{http.method.upper()} {http.url.split('?', 1)[0].rsplit('/providers/', 1)[-1]}"
-                now = time.monotonic()
-                if len(self._ops) > _SWEEP_AT:  # operations never polled to their end: gone once long past deadline
-                    for k in [k for k, v in self._ops.items() if now > v[0] + self.seconds]:
-                        del self._ops[k]
-                op = [now + self.seconds, name, "Accepted"]  # one record, under each of the operation's poll URLs
                 for h in ("operation-location", "location", "azure-asyncoperation"):  # the last one is followed
                     if headers.get(h):
-                        self._ops[self._key(headers[h])] = op
+                        self._ops[self._key(headers[h])] = [time.monotonic() + self.seconds, name, "Accepted"]
                         self._local.last = (headers[h], name)
 
 
 _TERMINAL = {"succeeded", "failed", "canceled", "cancelled"}
-_SWEEP_AT = 256  # records kept before those long past their deadline are swept
 
 
 def settle(azure: Any) -> str | None:

@@ -291,3 +291,9 @@ def test_fix_all_subscriptions_with_nothing_in_the_window_says_so_in_one_line(ar
     doc = json.loads(cli(armsim, "fix", "--all-subscriptions", "--since", "1h", "-o", "json", tmp=tmp_path).stdout)
     assert doc["vms"] == [] and doc["all_subscriptions"] is True
     assert {e["operation"] for e in armsim.sim.requests()} == {"Resources"}
+
+
+def test_armsim_evaluates_exactly_the_query_discovery_sends() -> None:
+    from armsim import resourcegraph
+
+    assert resourcegraph.QUERY == discovery.QUERY  # two copies on purpose: armsim imports nothing of ours

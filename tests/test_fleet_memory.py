@@ -1,5 +1,5 @@
 """A fleet keeps each VM's report slimmed once the VM is done (issue #13: memory flat in N): what it prints, and what a
-saved plan records, are unchanged; and the LRO deadline records of finished operations are not kept."""
+saved plan records, are unchanged."""
 
 from __future__ import annotations
 
@@ -34,20 +34,3 @@ def test_a_slimmed_report_renders_and_fingerprints_as_before(armsim: Server, azu
             f = slim.investigation.facts
             assert f.vm.raw == {} and f.nsgs is None and f.jobs == () and f.proxy is None, name
             assert kept.facts.vm.raw, name  # the full facts were there before
-    assert azure.poll_guard._ops == {}  # every operation ended, and the guard keeps no record of it
-
-
-def test_operations_never_polled_to_their_end_are_swept_past_their_deadline() -> None:
-    from remediations.polling import _SWEEP_AT, PollGuard
-
-    guard = PollGuard(60.0, seconds=0.0)  # every deadline already past
-    guard._ops.update({f"https://arm/op/{i}": [0.0, "POST x", "Accepted"] for i in range(_SWEEP_AT + 1)})
-
-    class Resp:
-        status_code, headers = 202, {"location": "https://arm/op/new"}
-
-    class Req:
-        http_request = type("H", (), {"method": "POST", "url": "https://arm/x"})()
-
-    guard.on_response(Req(), type("P", (), {"http_response": Resp()})())
-    assert list(guard._ops) == ["https://arm/op/new"]

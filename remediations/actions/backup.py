@@ -275,10 +275,7 @@ class TriggerBackup(Action[TriggerParams, BackupFacts]):
                              d["item"], body, cls=lambda resp, _des, _h: dict(resp.http_response.headers))
         op_id = _operation_id(headers or {})
         result.update(vault=d["vault"], operation_id=op_id)
-        try:
-            job_id = self._job_id(azure, params, d, op_id, result, _retry_after(headers or {}))
-        finally:
-            azure.poll_guard.ended(headers or {})  # its status is read by its own URL, not the 202's
+        job_id = self._job_id(azure, params, d, op_id, result, _retry_after(headers or {}))
         vm = params.target.name
         if not job_id:
             return f"backup of {vm} triggered (operation {op_id}); its job id was not reported yet"
