@@ -195,7 +195,7 @@ def test_the_project_wheel_ships_no_simulator_and_no_armsim_script(project_wheel
         scripts = z.read(f"{info}/entry_points.txt").decode()
     assert "runbooks/cli.py" in names and "remediations/scripts/linux-agent-status.sh" in names
     assert [n for n in names if n.split("/")[0] == "armsim"] == []
-    assert "runbooks.cli:main" in scripts and "armsim" not in scripts
+    assert "azure-backup-runbooks = runbooks.__main__:run" in scripts and "armsim" not in scripts
     runtime = [ln for ln in metadata_text.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln]
     assert runtime and not [ln for ln in runtime if any(s in ln.lower() for s in SIMULATOR)], runtime
 
